@@ -1,9 +1,22 @@
 //! etcd-disk: native readers and writers for the on-disk formats of etcd 3.4 and 3.5.
 //!
 //! See `../shared/docs/etcd-on-disk.md` for the facts these modules implement.
-//! Module ownership while the crate is being built:
-//! - `proto`, `wal`, `snap`, `v2store`, `membership`, `entry`: the raft/WAL side;
-//! - `bolt`, `snapshot`: the bbolt side and the v3 snapshot file.
+//! - raft side: `proto` (protobuf messages, byte-exact), `wal` (segments, CRC chain, reader,
+//!   writer), `entry` (classify raft entries: v2 request, v3 request, conf change, no-op),
+//!   `snap` (`.snap` files), `v2store` (the v2 store JSON model), `membership` (member and
+//!   cluster IDs);
+//! - bbolt side: `bolt` (reader, consistency check, writer), `snapshot` (the v3 snapshot file:
+//!   sha256 trailer, `snapshot status`).
 
 pub mod error;
 pub use error::{DiskError, Result};
+
+pub mod entry;
+pub mod membership;
+pub mod proto;
+pub mod snap;
+pub mod v2store;
+pub mod wal;
+
+pub mod bolt;
+pub mod snapshot;

@@ -1,0 +1,1 @@
+//! bolt: to be written.

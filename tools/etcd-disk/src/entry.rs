@@ -1,0 +1,1 @@
+//! entry: to be written.

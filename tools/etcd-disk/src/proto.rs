@@ -1,0 +1,1 @@
+//! proto: to be written.

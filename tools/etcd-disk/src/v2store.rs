@@ -1,0 +1,1 @@
+//! v2store: to be written.
