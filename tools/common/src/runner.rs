@@ -1,0 +1,233 @@
+//! The runner every `main.rs` calls: parse flags, read the upstream envelope, short-circuit on
+//! an upstream failure, run the tool on a tokio runtime, handle SIGINT/SIGTERM (removing
+//! partial files), emit exactly one envelope line, print the summary, exit with the code.
+
+use crate::atomic;
+use crate::diag;
+use crate::envelope::{merge_facts, Envelope, Facts};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exit::ExitCode;
+use crate::input::{read_upstream, InputSource};
+use serde_json::Value;
+use std::ffi::OsString;
+use std::future::Future;
+
+/// The version every tool reports (the workspace has one version).
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Output and input flags shared by every tool.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+#[command(next_help_heading = "Output")]
+pub struct CommonArgs {
+    /// Print the JSON envelope indented (for reading; pipelines want the default one line)
+    #[arg(long)]
+    pub pretty: bool,
+    /// Say less on stderr (no summary line); errors are always printed
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// Say more on stderr (-vv for debug)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe,
+    /// file or socket
+    #[arg(long, value_name = "-|FILE|none")]
+    pub input: Option<String>,
+}
+
+impl CommonArgs {
+    pub fn verbosity(&self) -> i8 {
+        (self.verbose.min(10) as i8) - (self.quiet.min(10) as i8)
+    }
+}
+
+/// What a tool's run gives back.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Ansible's meaning: did this run change anything?
+    pub changed: bool,
+    /// Facts to add to (and override in) the upstream facts.
+    pub facts: Facts,
+    /// Tool-specific detail.
+    pub data: Value,
+    pub warnings: Vec<String>,
+    /// The one plain line printed on stderr at the end (unless `-q`).
+    pub summary: String,
+    /// Set when the run completed but the answer is a failure (e.g. unhealthy: exit 5) and
+    /// the facts and data are still worth printing.
+    pub failure: Option<Error>,
+}
+
+/// The context a tool runs in.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    /// Facts from the upstream envelope (empty without one).
+    pub upstream: Facts,
+}
+
+/// A tool: clap arguments plus an async `run`.
+pub trait Tool: clap::Parser + Send + 'static {
+    /// The binary name, used as the stderr prefix and the envelope's `tool`.
+    const NAME: &'static str;
+    fn common(&self) -> &CommonArgs;
+    fn run(self, ctx: Ctx) -> impl Future<Output = Result<Outcome>> + Send;
+}
+
+/// Call from `main`: runs the tool and exits the process with its code.
+pub fn main<T: Tool>() -> ! {
+    let code = run::<T, _, _>(std::env::args_os());
+    std::process::exit(code)
+}
+
+fn usage_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("bad arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see --help)")
+}
+
+fn fail(tool: &str, facts: Facts, e: &Error, pretty: bool) -> i32 {
+    let mut env = Envelope::new(tool, TOOL_VERSION);
+    env.facts = facts;
+    env.set_error(e);
+    diag::error(&e.message);
+    env.emit(pretty);
+    e.exit_code().code()
+}
+
+enum Ended {
+    Done(Result<Outcome>),
+    Signal(ExitCode),
+}
+
+async fn wait_signal() -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (terminate) applies; never resolve.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => ExitCode::Interrupted,
+        _ = term.recv() => ExitCode::Terminated,
+    }
+}
+
+/// Run a tool on the given argv; returns the exit code. (Separate from `main` for tests.)
+pub fn run<T: Tool, I, A>(args: I) -> i32
+where
+    I: IntoIterator<Item = A>,
+    A: Into<OsString> + Clone,
+{
+    diag::init(T::NAME, 0);
+    let parsed = match T::try_parse_from(args) {
+        Ok(p) => p,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            return match e.kind() {
+                K::DisplayHelp | K::DisplayVersion => {
+                    let _ = e.print();
+                    0
+                }
+                _ => fail(
+                    T::NAME,
+                    Facts::new(),
+                    &Error::usage(usage_message(&e)),
+                    false,
+                ),
+            };
+        }
+    };
+    let common = parsed.common().clone();
+    diag::init(T::NAME, common.verbosity());
+
+    let upstream = match read_upstream(&InputSource::from_flag(common.input.as_deref())) {
+        Ok(u) => u,
+        Err(e) => return fail(T::NAME, Facts::new(), &e, common.pretty),
+    };
+    if let Some(up) = &upstream {
+        if !up.ok {
+            // Pass the first failure down the pipeline unchanged.
+            up.emit(common.pretty);
+            let code = up.exit_code();
+            diag::summary(&format!(
+                "skipped: upstream {} failed (exit {})",
+                up.tool,
+                code.code()
+            ));
+            return code.code();
+        }
+    }
+    let upstream_facts = upstream.map(|u| u.facts).unwrap_or_default();
+
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(
+                T::NAME,
+                upstream_facts,
+                &Error::internal(format!("cannot start runtime: {e}")),
+                common.pretty,
+            )
+        }
+    };
+    let ctx = Ctx {
+        upstream: upstream_facts.clone(),
+    };
+    let ended = rt.block_on(async move {
+        tokio::select! {
+            r = parsed.run(ctx) => Ended::Done(r),
+            s = wait_signal() => Ended::Signal(s),
+        }
+    });
+    let code = match ended {
+        Ended::Signal(code) => {
+            atomic::remove_all_partials();
+            let kind = if code == ExitCode::Interrupted {
+                ErrorKind::Interrupted
+            } else {
+                ErrorKind::Terminated
+            };
+            let e = Error::new(kind, format!("{}; partial files removed", kind.as_str()));
+            fail(T::NAME, upstream_facts, &e, common.pretty)
+        }
+        Ended::Done(Err(e)) => fail(T::NAME, upstream_facts, &e, common.pretty),
+        Ended::Done(Ok(out)) => {
+            let mut env = Envelope::new(T::NAME, TOOL_VERSION);
+            let mut facts = upstream_facts;
+            merge_facts(&mut facts, out.facts);
+            env.facts = facts;
+            env.changed = out.changed;
+            env.data = if out.data.is_null() {
+                Value::Object(Default::default())
+            } else {
+                out.data
+            };
+            for w in &out.warnings {
+                diag::warn(w);
+            }
+            env.warnings = out.warnings;
+            if let Some(f) = &out.failure {
+                env.set_error(f);
+            }
+            if !out.summary.is_empty() {
+                diag::summary(&out.summary);
+            } else if let Some(f) = &out.failure {
+                diag::error(&f.message);
+            }
+            env.emit(common.pretty);
+            env.exit_code().code()
+        }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
+}
