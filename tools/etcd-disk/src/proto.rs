@@ -600,3 +600,92 @@ mod tests {
         assert_eq!(encode(&kv), hex("0a026b32"));
     }
 }
+
+/// A zero-copy protobuf field scanner with gogoproto's strictness (used on hot paths where
+/// prost would copy `bytes` fields): field number 0, a truncated varint/length, a varint over
+/// 10 bytes and group wire types are errors; callers reject known fields with a wrong wire type.
+pub mod raw {
+    /// A field value; `Bytes` carries the offset of the payload within the scanned buffer.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Value<'a> {
+        Varint(u64),
+        Fixed64(u64),
+        Bytes(usize, &'a [u8]),
+        Fixed32(u32),
+    }
+
+    /// Read a varint at `*pos`, advancing it.
+    pub fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let Some(&b) = buf.get(*pos) else {
+                return Err("unexpected end of protobuf varint".into());
+            };
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("protobuf varint overflow".into())
+    }
+
+    /// Call `f(field_number, value)` for every top-level field of `buf`, in order.
+    pub fn scan<'a>(
+        buf: &'a [u8],
+        mut f: impl FnMut(u32, Value<'a>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            let key = varint(buf, &mut pos)?;
+            let num = key >> 3;
+            if num == 0 || num > u64::from(u32::MAX >> 3) {
+                return Err(format!("illegal protobuf field number {num}"));
+            }
+            let num = num as u32;
+            let v = match key & 7 {
+                0 => Value::Varint(varint(buf, &mut pos)?),
+                1 => {
+                    let s = buf
+                        .get(pos..pos + 8)
+                        .ok_or("unexpected end of protobuf fixed64")?;
+                    pos += 8;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(s);
+                    Value::Fixed64(u64::from_le_bytes(a))
+                }
+                2 => {
+                    let len = varint(buf, &mut pos)?;
+                    let len = usize::try_from(len).map_err(|_| "protobuf length overflow")?;
+                    let end = pos.checked_add(len).ok_or("protobuf length overflow")?;
+                    let s = buf
+                        .get(pos..end)
+                        .ok_or("unexpected end of protobuf bytes")?;
+                    let v = Value::Bytes(pos, s);
+                    pos = end;
+                    v
+                }
+                5 => {
+                    let s = buf
+                        .get(pos..pos + 4)
+                        .ok_or("unexpected end of protobuf fixed32")?;
+                    pos += 4;
+                    let mut a = [0u8; 4];
+                    a.copy_from_slice(s);
+                    Value::Fixed32(u32::from_le_bytes(a))
+                }
+                w => {
+                    return Err(format!(
+                        "unsupported protobuf wire type {w} for field {num}"
+                    ))
+                }
+            };
+            f(num, v)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn wrong_type(msg: &str, num: u32) -> String {
+        format!("proto: wrong wireType for field {num} of {msg}")
+    }
+}

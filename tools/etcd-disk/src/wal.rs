@@ -1,1 +1,0 @@
-//! wal: to be written.
