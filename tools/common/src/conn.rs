@@ -280,18 +280,35 @@ impl ConnConfig {
     }
 }
 
-/// The innermost useful words of an error chain.
+/// The useful words of an error chain, without repeats and without tonic's generic layers.
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let t = err.to_string();
+        let generic = matches!(
+            t.as_str(),
+            "transport error" | "error trying to connect" | "status: Unavailable"
+        );
+        if !generic && !parts.iter().any(|p| p == &t || p.ends_with(&t)) {
             parts.push(t);
         }
-        src = s.source();
+        cur = err.source();
     }
-    parts.join(": ")
+    join_dedup(&parts)
+}
+
+/// Join with `: `, dropping a part already contained in the one before or after it.
+fn join_dedup(parts: &[String]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let next_contains = parts.get(i + 1).is_some_and(|n| n.contains(p.as_str()));
+        let prev_contains = out.last().is_some_and(|l| l.contains(p.as_str()));
+        if !next_contains && !prev_contains {
+            out.push(p);
+        }
+    }
+    out.join(": ")
 }
 
 /// Turn an etcd-client error into a one-line tool error, prefixed with what was being done.
@@ -301,10 +318,8 @@ pub fn etcd_error(e: etcd_client::Error, what: impl std::fmt::Display) -> Error 
         etcd_client::Error::GRpcStatus(s) => {
             let mut m = s.message().to_string();
             if let Some(src) = std::error::Error::source(s) {
-                let c = chain(src);
-                if !m.contains(&c) {
-                    m = if m.is_empty() { c } else { format!("{m}: {c}") };
-                }
+                m = join_dedup(&[m, chain(src)]);
+                m = m.trim_start_matches(": ").to_string();
             }
             if m.is_empty() {
                 m = format!("{:?}", s.code());

@@ -55,12 +55,16 @@ pub struct Envelope {
     pub changed: bool,
     #[serde(default)]
     pub facts: Facts,
-    #[serde(default)]
+    #[serde(default = "empty_object")]
     pub data: Value,
     #[serde(default)]
     pub warnings: Vec<String>,
     #[serde(default)]
     pub error: Option<ErrorObj>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
 }
 
 impl Envelope {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod exit;
 pub mod ids;
 pub mod input;
+pub mod man;
 pub mod runner;
 
 pub use error::{Error, ErrorKind, Result, ResultExt};

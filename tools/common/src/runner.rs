@@ -219,10 +219,13 @@ where
             if let Some(f) = &out.failure {
                 env.set_error(f);
             }
-            if !out.summary.is_empty() {
-                diag::summary(&out.summary);
-            } else if let Some(f) = &out.failure {
-                diag::error(&f.message);
+            match (&out.failure, out.summary.is_empty()) {
+                // A failure is always said, even with -q: as the summary, or as an error line.
+                (Some(f), _) if diag::verbosity() < 0 || out.summary.is_empty() => {
+                    diag::error(&f.message)
+                }
+                (_, false) => diag::summary(&out.summary),
+                _ => {}
             }
             env.emit(common.pretty);
             env.exit_code().code()
