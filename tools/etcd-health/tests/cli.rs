@@ -1,4 +1,5 @@
 //! CLI contract of etcd-health without a server: help, usage errors, stdin rules, unreachable.
+#![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
 use serde_json::Value;
