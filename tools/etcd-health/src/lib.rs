@@ -687,14 +687,17 @@ reachable, healthy, member_id, etcd_version, db_size_bytes, db_size_in_use_bytes
 raft_applied_index, is_learner, took_ms, error. Status healthy exits 0; degraded (quorum held, a member down, unstarted or \
 a learner) and unhealthy (quorum lost, no or several leaders, an alarm, mixed clusters) exit 5; no endpoint reachable exits 4.",
         environment: &[],
-        examples: "Check every member of a TLS cluster:\n\
-  etcd-health --cluster --endpoints https://10.0.0.1:2379 --cacert ca.pem --cert client.pem --key client-key.pem\n\n\
-Wait up to two minutes for a restored cluster to become healthy, then read the verdict with jq:\n\
-  etcd-health --cluster --wait 2m | jq -r .facts.health.status\n\n\
-As an Ansible task:\n\
-  - name: etcd is healthy\n\
-    ansible.builtin.command: etcd-health --cluster --wait 2m --env-file /etc/etcd.env\n\
-    changed_when: false",
+        examples: r#"Check every member of a TLS cluster:
+  etcd-health --cluster --endpoints https://10.0.0.1:2379 \
+      --cacert ca.pem --cert client.pem --key client-key.pem
+
+Wait up to two minutes for a restored cluster to become healthy, then read the verdict with jq:
+  etcd-health --cluster --wait 2m | jq -r .facts.health.status
+
+As an Ansible task:
+  - name: etcd is healthy
+    ansible.builtin.command: etcd-health --cluster --wait 2m --env-file /etc/etcd.env
+    changed_when: false"#,
         see_also: &["etcd-snap", "etcd-rejoin", "etcdctl"],
     }
 }

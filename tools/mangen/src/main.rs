@@ -1,1 +1,157 @@
-fn main() {}
+//! Renders `man/<tool>.1` for every tool from its clap definition (clap_mangen) plus the
+//! sections clap does not know: INPUT, OUTPUT, EXIT STATUS, ENVIRONMENT, EXAMPLES, SEE ALSO.
+//!
+//! `etcd-rescue-mangen DIR` writes the pages; `--check DIR` exits 1 when a page is stale.
+//! The date is pinned so that pages are reproducible.
+
+use clap::CommandFactory;
+use clap_mangen::roff::{bold, roman, Roff};
+use clap_mangen::Man;
+use etcd_common::man::{ManExtra, CONN_ENV};
+use std::path::{Path, PathBuf};
+
+const DATE: &str = "2026-11-26";
+const MANUAL: &str = "etcd-rescue";
+
+fn tools() -> Vec<(clap::Command, ManExtra)> {
+    vec![(etcd_health::Args::command(), etcd_health::man())]
+}
+
+fn section(roff: &mut Roff, title: &str, text: &str) {
+    roff.control("SH", [title]);
+    for para in text.split("\n\n") {
+        if para.lines().any(|l| l.starts_with("  ")) {
+            // Paragraph with example lines: keep them verbatim.
+            let mut lines = para.lines().peekable();
+            while let Some(l) = lines.peek() {
+                if l.starts_with("  ") {
+                    break;
+                }
+                roff.text([roman(*l)]);
+                lines.next();
+            }
+            roff.control("PP", [] as [&str; 0]);
+            roff.control("nf", [] as [&str; 0]);
+            for l in lines {
+                roff.text([roman(l)]);
+            }
+            roff.control("fi", [] as [&str; 0]);
+        } else {
+            roff.text([roman(para)]);
+        }
+        roff.control("PP", [] as [&str; 0]);
+    }
+}
+
+fn render(cmd: clap::Command, extra: &ManExtra) -> std::io::Result<Vec<u8>> {
+    let man = Man::new(cmd.clone())
+        .date(DATE)
+        .manual(MANUAL)
+        .source(format!("etcd-rescue {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    if cmd.get_subcommands().next().is_some() {
+        man.render_subcommands_section(&mut out)?;
+    }
+    let mut roff = Roff::new();
+    if !extra.input.is_empty() {
+        section(&mut roff, "INPUT", extra.input);
+    }
+    section(
+        &mut roff,
+        "OUTPUT",
+        &format!(
+            "One JSON line on stdout, the envelope: {{\"v\":1, \"tool\", \"tool_version\", \"ok\", \"changed\", \"facts\", \"data\", \"warnings\", \"error\"}}. \
+Member and cluster IDs are 16-digit hex strings. Facts of an upstream envelope are passed on, unknown keys kept; \
+an upstream envelope with ok:false is passed on unchanged and its exit code returned. Diagnostics and one summary line go to stderr (-q silences the summary).\n\n{}",
+            extra.output
+        ),
+    );
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in etcd_common::exit::table() {
+        roff.control("TP", [] as [&str; 0]);
+        roff.text([bold(code.to_string())]);
+        roff.text([roman(meaning)]);
+    }
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    if extra.connects {
+        env.extend_from_slice(CONN_ENV);
+    }
+    env.extend_from_slice(extra.environment);
+    if !env.is_empty() {
+        roff.control("SH", ["ENVIRONMENT"]);
+        for (k, v) in env {
+            roff.control("TP", [] as [&str; 0]);
+            roff.text([bold(k)]);
+            roff.text([roman(v)]);
+        }
+    }
+    if !extra.examples.is_empty() {
+        section(&mut roff, "EXAMPLES", extra.examples);
+    }
+    if !extra.see_also.is_empty() {
+        roff.control("SH", ["SEE ALSO"]);
+        let list: Vec<String> = extra.see_also.iter().map(|s| format!("{s}(1)")).collect();
+        roff.text([roman(list.join(", "))]);
+    }
+    roff.to_writer(&mut out)?;
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (check, dir) = match args.as_slice() {
+        [flag, dir] if flag == "--check" => (true, PathBuf::from(dir)),
+        [dir] => (false, PathBuf::from(dir)),
+        _ => {
+            eprintln!("usage: etcd-rescue-mangen [--check] DIR");
+            std::process::exit(2);
+        }
+    };
+    let mut stale = Vec::new();
+    for (cmd, extra) in tools() {
+        let name = cmd.get_name().to_string();
+        let page = match render(cmd, &extra) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("etcd-rescue-mangen: error: cannot render {name}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let path = dir.join(format!("{name}.1"));
+        if check {
+            if std::fs::read(&path).ok().as_deref() != Some(page.as_slice()) {
+                stale.push(path);
+            }
+        } else if let Err(e) = write(&path, &page) {
+            eprintln!(
+                "etcd-rescue-mangen: error: cannot write {}: {e}",
+                path.display()
+            );
+            std::process::exit(1);
+        }
+    }
+    if !stale.is_empty() {
+        for p in &stale {
+            eprintln!(
+                "etcd-rescue-mangen: stale: {} (run `cargo xtask man`)",
+                p.display()
+            );
+        }
+        std::process::exit(1);
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension("1.part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
