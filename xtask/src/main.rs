@@ -5,13 +5,19 @@
 
 mod deps;
 
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-const USAGE: &str = "usage: cargo xtask <command>
+const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
   deps            install what is missing (protoc, etcd 3.4.23, etcd 3.5.1, shellcheck); print where etcd is, as JSON
+  test            deps, fmt, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check
+  man [--check]   render man/*.1 from the tools' clap definitions (--check: fail when stale)
+  demo [ARGS]     a local 3-member etcd cluster: write data, check health (see `cargo xtask demo --help`)
+  bench [ARGS]    our tools and etcdctl/etcdutl side by side on the same data; medians and ratios
 ";
 
 fn main() {
@@ -24,11 +30,31 @@ fn main() {
 fn real_main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
+    let rest: Vec<String> = args.iter().skip(1).cloned().collect();
     match args.first().map(String::as_str) {
         Some("deps") => {
             let bins = deps::ensure(&root)?;
             println!("{}", serde_json::to_string(&bins)?);
             Ok(())
+        }
+        Some("test") => test(&root, &rest),
+        Some("man") => {
+            deps::ensure(&root)?;
+            man(&root, rest.iter().any(|a| a == "--check"))
+        }
+        Some("demo") => {
+            deps::ensure(&root)?;
+            let mut args = vec!["run", "--quiet", "--package", "etcd-rescue-tests", "--bin", "demo", "--"];
+            args.extend(rest.iter().map(String::as_str));
+            build_tools(&root, false)?;
+            cargo(&root, &args)
+        }
+        Some("bench") => {
+            deps::ensure(&root)?;
+            build_tools(&root, true)?;
+            let mut args = vec!["run", "--quiet", "--release", "--package", "etcd-rescue-tests", "--bin", "bench", "--"];
+            args.extend(rest.iter().map(String::as_str));
+            cargo(&root, &args)
         }
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
@@ -42,4 +68,68 @@ fn real_main() -> Result<()> {
 pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Run cargo in the workspace root with the etcd binaries' location in the environment.
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .current_dir(root)
+        .env("ETCD_RESCUE_BINS", root.join("target/etcd/bins.json"))
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Build every tool binary (the end-to-end tests, demo and bench run them).
+fn build_tools(root: &Path, release: bool) -> Result<()> {
+    let mut args = vec!["build", "--quiet", "--workspace", "--bins", "--exclude", "xtask"];
+    if release {
+        args.push("--release");
+    }
+    cargo(root, &args)
+}
+
+fn man(root: &Path, check: bool) -> Result<()> {
+    let dir = root.join("man");
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["run", "--quiet", "--package", "etcd-rescue-mangen", "--"];
+    if check {
+        args.push("--check");
+    }
+    args.push(&dir);
+    cargo(root, &args)
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("xtask test: == {name}");
+    let t = Instant::now();
+    let r = f();
+    eprintln!("xtask test: == {name}: {} in {:.1}s", if r.is_ok() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    r
+}
+
+fn test(root: &Path, rest: &[String]) -> Result<()> {
+    let t0 = Instant::now();
+    step("deps", || deps::ensure(root).map(|_| ()))?;
+    step("fmt", || cargo(root, &["fmt", "--all", "--check"]))?;
+    step("clippy", || cargo(root, &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("build", || build_tools(root, false))?;
+    let mut test_args: Vec<&str> = vec!["test", "--workspace"];
+    let filters: Vec<&str> = rest.iter().map(String::as_str).collect();
+    if !filters.is_empty() {
+        test_args.push("--");
+        test_args.extend(filters);
+    }
+    step("unit, CLI and end-to-end tests (etcd 3.4.23 and 3.5.1)", || cargo(root, &test_args))?;
+    step("man --check", || man(root, true))?;
+    eprintln!("xtask test: all steps passed in {:.0}s", t0.elapsed().as_secs_f64());
+    Ok(())
 }
