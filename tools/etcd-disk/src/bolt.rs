@@ -1,1 +1,0 @@
-//! bolt: to be written.
