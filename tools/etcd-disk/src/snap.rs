@@ -111,15 +111,17 @@ pub fn encode_snap(s: &RaftSnapshot) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// A loaded `.snap`: where it was and what it holds.
+pub type LoadedSnap = (SnapFileInfo, RaftSnapshot);
+/// A `.snap` that failed to load: its path and why.
+pub type SkippedSnap = (PathBuf, DiskError);
+
 /// The newest `.snap` that loads and satisfies `accept`; files that fail to load are
 /// reported in the second value (path, error) and skipped, as etcd does.
 pub fn load_newest_matching(
     dir: &Path,
     mut accept: impl FnMut(&RaftSnapshot) -> bool,
-) -> Result<(
-    Option<(SnapFileInfo, RaftSnapshot)>,
-    Vec<(PathBuf, DiskError)>,
-)> {
+) -> Result<(Option<LoadedSnap>, Vec<SkippedSnap>)> {
     let mut skipped = Vec::new();
     for info in list_snaps(dir)? {
         match read_snap(&info.path) {
@@ -133,10 +135,7 @@ pub fn load_newest_matching(
 
 /// etcd's `LoadNewestAvailable`: the newest `.snap` that loads and whose (term, index)
 /// equals one of `wal_snaps` (from [`crate::wal::valid_snapshot_entries`]).
-pub fn load_newest_available(
-    dir: &Path,
-    wal_snaps: &[WalSnapshot],
-) -> Result<Option<(SnapFileInfo, RaftSnapshot)>> {
+pub fn load_newest_available(dir: &Path, wal_snaps: &[WalSnapshot]) -> Result<Option<LoadedSnap>> {
     let (found, _) = load_newest_matching(dir, |s| {
         wal_snaps
             .iter()
@@ -146,7 +145,7 @@ pub fn load_newest_available(
 }
 
 /// The newest `.snap` that loads, not matched against the WAL (what `backup` does).
-pub fn load_newest(dir: &Path) -> Result<Option<(SnapFileInfo, RaftSnapshot)>> {
+pub fn load_newest(dir: &Path) -> Result<Option<LoadedSnap>> {
     Ok(load_newest_matching(dir, |_| true)?.0)
 }
 
