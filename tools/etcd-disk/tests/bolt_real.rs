@@ -37,7 +37,6 @@ fn bins(v35: bool) -> Option<Bins> {
             etcd: "/usr/bin/etcd".into(),
             etcdctl: "/usr/bin/etcdctl".into(),
             status: "/usr/bin/etcdctl".into(),
-            v35,
         }
     };
     if b.etcd.exists() && b.etcdctl.exists() && b.status.exists() {
