@@ -1,0 +1,263 @@
+//! `cargo xtask bench`: our tools and etcd's own tools side by side on the same cluster and
+//! data; several runs each, medians, ratio, peak RSS. The table is printed and kept in
+//! BENCHMARKS.md (rows replaced by case, etcd version and dataset).
+
+use anyhow::{bail, Context, Result};
+use etcd_rescue_tests::{fill_k8s_like, workspace_root, Cluster, ClusterOpts, Version};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N] [--etcd 3.4.23|3.5.1|both] [--no-write]
+
+Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
+Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster).
+The table is printed on stdout and written into BENCHMARKS.md unless --no-write.";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dataset {
+    Small,
+    Medium,
+}
+
+impl Dataset {
+    fn keys(self) -> usize {
+        match self {
+            Dataset::Small => 5_000,
+            Dataset::Medium => 100_000,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Dataset::Small => "small",
+            Dataset::Medium => "medium",
+        }
+    }
+}
+
+struct Opts {
+    dataset: Dataset,
+    runs: usize,
+    versions: Vec<Version>,
+    write: bool,
+}
+
+fn parse() -> Result<Opts> {
+    let mut o = Opts { dataset: Dataset::Small, runs: 10, versions: vec![Version::V34, Version::V35], write: true };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--dataset" => {
+                o.dataset = match args.next().as_deref() {
+                    Some("small") => Dataset::Small,
+                    Some("medium") => Dataset::Medium,
+                    other => bail!("--dataset takes small or medium, not {other:?}"),
+                }
+            }
+            "--runs" => o.runs = args.next().context("--runs needs a number")?.parse().context("--runs")?,
+            "--etcd" => {
+                o.versions = match args.next().as_deref() {
+                    Some("3.4.23") | Some("3.4") => vec![Version::V34],
+                    Some("3.5.1") | Some("3.5") => vec![Version::V35],
+                    Some("both") => vec![Version::V34, Version::V35],
+                    other => bail!("--etcd takes 3.4.23, 3.5.1 or both, not {other:?}"),
+                }
+            }
+            "--no-write" => o.write = false,
+            "-h" | "--help" => {
+                println!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{HELP}"),
+        }
+    }
+    if o.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    Ok(o)
+}
+
+/// One measured run: wall time and peak RSS of the child.
+struct Sample {
+    wall: Duration,
+    max_rss_kib: u64,
+}
+
+fn measure(mut cmd: Command) -> Result<Sample> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let t = Instant::now();
+    let child = cmd.spawn().context("spawn")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for the child we just spawned.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; status and ru point to valid locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = t.elapsed();
+    if r != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{:?} failed (status {status}): {err}", cmd.get_program());
+    }
+    Ok(Sample { wall, max_rss_kib: ru.ru_maxrss as u64 })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Row {
+    case: &'static str,
+    version: Version,
+    dataset: Dataset,
+    ours: &'static str,
+    theirs: &'static str,
+    ours_median: Duration,
+    theirs_median: Duration,
+    ours_rss: u64,
+    theirs_rss: u64,
+    runs: usize,
+}
+
+impl Row {
+    fn key(&self) -> String {
+        format!("| {} | {} | {} |", self.case, self.version, self.dataset.name())
+    }
+    fn markdown(&self) -> String {
+        let ratio = self.ours_median.as_secs_f64() / self.theirs_median.as_secs_f64().max(1e-9);
+        format!(
+            "{} `{}` | `{}` | {:.1} ms | {:.1} ms | {ratio:.2}× | {:.1} MiB | {:.1} MiB | {} |",
+            self.key(),
+            self.ours,
+            self.theirs,
+            self.ours_median.as_secs_f64() * 1e3,
+            self.theirs_median.as_secs_f64() * 1e3,
+            self.ours_rss as f64 / 1024.0,
+            self.theirs_rss as f64 / 1024.0,
+            self.runs
+        )
+    }
+}
+
+const TABLE_HEAD: &str = "| case | etcd | dataset | ours | etcd's tool | ours (median) | theirs (median) | ratio ours/theirs | ours peak RSS | theirs peak RSS | runs |\n|---|---|---|---|---|---|---|---|---|---|---|";
+const BEGIN: &str = "<!-- bench:begin (rows written by `cargo xtask bench`) -->";
+const END: &str = "<!-- bench:end -->";
+
+/// Alternate ours and theirs run by run so that drift on a shared machine hits both alike.
+fn side_by_side(runs: usize, ours: impl Fn() -> Command, theirs: impl Fn() -> Command) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    // One warm-up each (page cache, binary load).
+    measure(ours())?;
+    measure(theirs())?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        a.push(measure(ours())?);
+        b.push(measure(theirs())?);
+    }
+    Ok((a, b))
+}
+
+fn row(case: &'static str, v: Version, d: Dataset, ours: &'static str, theirs: &'static str, s: (Vec<Sample>, Vec<Sample>)) -> Row {
+    let (a, b) = s;
+    Row {
+        case,
+        version: v,
+        dataset: d,
+        ours,
+        theirs,
+        ours_rss: a.iter().map(|x| x.max_rss_kib).max().unwrap_or(0),
+        theirs_rss: b.iter().map(|x| x.max_rss_kib).max().unwrap_or(0),
+        runs: a.len(),
+        ours_median: median(a.iter().map(|x| x.wall).collect()),
+        theirs_median: median(b.iter().map(|x| x.wall).collect()),
+    }
+}
+
+async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
+    let c = Cluster::start(v, ClusterOpts::default()).await?;
+    let mut client = c.client_all().await?;
+    let t = Instant::now();
+    let bytes = fill_k8s_like(&mut client, o.dataset.keys(), 1024, 8192, 32).await?;
+    eprintln!(
+        "bench: etcd {v}: filled {} keys ({:.0} MB) in {:.1}s",
+        o.dataset.keys(),
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut c2 = c.tool("etcd-health");
+            c2.args(["--cluster", "-q"]);
+            c2
+        },
+        || {
+            let mut c2 = c.etcdctl(0);
+            c2.args(["endpoint", "health", "--cluster"]);
+            c2
+        },
+    )?;
+    rows.push(row("health", v, o.dataset, "etcd-health --cluster", "etcdctl endpoint health --cluster", s));
+    Ok(rows)
+}
+
+fn write_benchmarks(rows: &[Row]) -> Result<()> {
+    let path = workspace_root().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (before, mut table_rows, after) = match (text.find(BEGIN), text.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            let inner = &text[b + BEGIN.len()..e];
+            let rows: Vec<String> =
+                inner.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| case") && !l.starts_with("|---")).map(String::from).collect();
+            (text[..b].to_string(), rows, text[e + END.len()..].to_string())
+        }
+        _ => (
+            "# Benchmarks\n\nThe latest figures measured by `cargo xtask bench` on this project's machine (2 cores, 24 GiB). \
+Each row: our tool and etcd's own tool on the same cluster and data, run alternately; wall-clock medians; peak RSS of the process.\n\n"
+                .to_string(),
+            Vec::new(),
+            "\n".to_string(),
+        ),
+    };
+    for r in rows {
+        let key = r.key();
+        table_rows.retain(|l| !l.starts_with(&key));
+        table_rows.push(r.markdown());
+    }
+    table_rows.sort();
+    let out = format!("{before}{BEGIN}\n{TABLE_HEAD}\n{}\n{END}{after}", table_rows.join("\n"));
+    std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+    eprintln!("bench: updated {}", path.display());
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<()> {
+    let o = parse()?;
+    let mut rows = Vec::new();
+    for v in o.versions.clone() {
+        rows.extend(bench_version(&o, v).await?);
+    }
+    println!("{TABLE_HEAD}");
+    for r in &rows {
+        println!("{}", r.markdown());
+    }
+    if o.write {
+        write_benchmarks(&rows)?;
+    }
+    Ok(())
+}
