@@ -884,3 +884,89 @@ impl<'db> Cursor<'db> {
         self.stack.last().map(|f| f.pgid).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a64_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn meta_roundtrip_and_validate() {
+        // The spec's example meta: root 3, no freelist, pgid 5, txid 12, page size 4096.
+        let m = Meta {
+            magic: MAGIC,
+            version: VERSION,
+            page_size: 4096,
+            flags: 0,
+            root: 3,
+            sequence: 0,
+            freelist: NO_FREELIST,
+            pgid: 5,
+            txid: 12,
+            checksum: 0,
+        }
+        .with_checksum();
+        let b = m.encode();
+        assert_eq!(
+            &b[..12],
+            &[0xed, 0xda, 0x0c, 0xed, 2, 0, 0, 0, 0, 0x10, 0, 0]
+        );
+        assert_eq!(Meta::decode(&b), m);
+        assert!(m.validate().is_ok());
+        let mut bad = m;
+        bad.txid = 13;
+        assert!(bad.validate().unwrap_err().contains("checksum"));
+        bad.checksum = 0; // a stored zero checksum is accepted
+        assert!(bad.validate().is_ok());
+        bad.version = 1;
+        assert!(bad.validate().is_err());
+        assert!(Meta::decode(&[]).validate().is_err());
+    }
+
+    #[test]
+    fn node_view_bounds() {
+        let p = Path::new("x");
+        // leaf with one element whose key runs past the page
+        let mut page = vec![0u8; 64];
+        page[..16].copy_from_slice(
+            &PageHeader {
+                id: 2,
+                flags: LEAF_PAGE,
+                count: 1,
+                overflow: 0,
+            }
+            .encode(),
+        );
+        page[16..20].copy_from_slice(&0u32.to_le_bytes());
+        page[20..24].copy_from_slice(&16u32.to_le_bytes());
+        page[24..28].copy_from_slice(&100u32.to_le_bytes());
+        let n = NodeView::new(p, &page, 8192).unwrap_or_else(|e| panic!("{e}"));
+        let e = n.leaf(p, 0).unwrap_err().to_string();
+        assert!(e.contains("offset 8208"), "{e}");
+        // count larger than the page
+        page[10..12].copy_from_slice(&100u16.to_le_bytes());
+        assert!(NodeView::new(p, &page, 0).is_err());
+    }
+
+    #[test]
+    fn bucket_ref_parsing() {
+        let p = Path::new("x");
+        assert!(BucketRef::from_value(p, &[0u8; 8], 0).is_err());
+        assert!(BucketRef::from_value(p, &[0u8; 20], 0).is_err()); // inline without a page header
+        let mut v = vec![0u8; 32];
+        v[8] = 7;
+        let b = BucketRef::from_value(p, &v, 100).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((b.root, b.sequence, b.offset), (0, 7, 116));
+        v[0] = 9;
+        assert_eq!(
+            BucketRef::from_value(p, &v, 100).map(|b| b.root).ok(),
+            Some(9)
+        );
+    }
+}

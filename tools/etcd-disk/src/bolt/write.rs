@@ -16,8 +16,9 @@
 //! is compact (no free pages), like etcd's own defragmentation.
 //!
 //! # What bbolt 1.3.6 accepts, and what we write
-//! - Pages filled up to the page size (bbolt's compaction fill); a single element larger than a
-//!   page gets overflow pages; element count per page < 0xFFFF.
+//! - Leaves of small elements are filled up to the page size (bbolt's compaction fill); values
+//!   larger than a page go in multi-page nodes (overflow pages) packed by `leaf_full` so that
+//!   little of the last page is wasted (at most 8 pages per node); element count per page < 0xFFFF.
 //! - A sub-bucket is written inline (in its parent's leaf element) exactly when bbolt would
 //!   (`inlineable`): one leaf, no sub-buckets, size ≤ page size / 4. Otherwise it gets its own tree.
 //! - Branch keys are the first key of each child; a branch level with one child collapses.
@@ -156,6 +157,8 @@ pub struct RewriteStats {
 }
 
 const FLUSH_AT: usize = 1 << 20;
+/// Largest leaf node (in pages) the packing rule builds from large values.
+const MAX_NODE_PAGES: usize = 8;
 
 struct Sink<'f> {
     file: &'f File,
@@ -301,9 +304,7 @@ impl TreeBuilder {
         }
         check_key("key", key)?;
         let esize = ELEMENT_SIZE + key.len() + value.len();
-        if !self.leaf.elems.is_empty()
-            && (self.leaf.size + esize > self.ps || self.leaf.elems.len() >= 0xFFFE)
-        {
+        if !self.leaf.elems.is_empty() && self.leaf_full(esize) {
             self.flush_leaf(sink)?;
         }
         self.leaf
@@ -319,6 +320,27 @@ impl TreeBuilder {
         self.last_key.extend_from_slice(key);
         self.count += 1;
         Ok(())
+    }
+
+    /// Packing rule for leaves. Small elements: fill one page. Large values (overflow pages):
+    /// keep adding while the element fits in the pages the node already needs; when it would need
+    /// another page, stop if the last page is nearly full (< 1/8 page unused) or the node reached
+    /// [`MAX_NODE_PAGES`], else take it (a multi-page node wastes at most the tail of its last
+    /// page, where one value per node would waste up to a page per value).
+    fn leaf_full(&self, esize: usize) -> bool {
+        let s = self.leaf.size;
+        let ps = self.ps;
+        if self.leaf.elems.len() >= 0xFFFE {
+            return true;
+        }
+        let allocated = s.div_ceil(ps) * ps;
+        if s + esize <= allocated {
+            return false;
+        }
+        if s <= ps && esize < ps {
+            return true; // the ordinary small-element case: one page per leaf
+        }
+        s + esize > MAX_NODE_PAGES * ps || allocated - s < ps / 8
     }
 
     fn flush_leaf(&mut self, sink: &mut Sink<'_>) -> Result<()> {
@@ -678,4 +700,152 @@ fn atomic_write(
         let _ = std::fs::remove_file(&part);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nested buckets (not needed by etcd, but bbolt allows them): a source db with a
+    /// sub-bucket (inline and not) is read and copied by the rewrite.
+    #[test]
+    fn nested_buckets_read_and_copied() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("nested");
+        let f = File::create(&p).unwrap_or_else(|e| panic!("{e}"));
+        let ps = 4096usize;
+        let sink = Sink {
+            file: &f,
+            path: &p,
+            ps,
+            next: 2,
+            buf: Vec::new(),
+            off: 2 * ps as u64,
+        };
+        let mut ctx = Ctx {
+            src: None,
+            sink,
+            stats: RewriteStats::default(),
+        };
+        let small: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            BTreeMap::from([(b"a".to_vec(), Some(b"1".to_vec()))]);
+        let big: BTreeMap<Vec<u8>, Option<Vec<u8>>> = (0..500u32)
+            .map(|i| (format!("k{i:04}").into_bytes(), Some(vec![1u8; 50])))
+            .collect();
+        let inline_sub = ctx
+            .build_bucket(None, Some(&small), 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tree_sub = ctx
+            .build_bucket(None, Some(&big), 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&inline_sub[..8], &[0u8; 8]);
+        assert_ne!(&tree_sub[..8], &[0u8; 8]);
+        let mut top = TreeBuilder::new(ps);
+        top.add(&mut ctx.sink, b"plain", b"v", 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        top.add(&mut ctx.sink, b"sub1", &inline_sub, BUCKET_LEAF_FLAG)
+            .unwrap_or_else(|e| panic!("{e}"));
+        top.add(&mut ctx.sink, b"sub2", &tree_sub, BUCKET_LEAF_FLAG)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Built::Root(top_root)) = top.finish(&mut ctx.sink, false) else {
+            panic!("top")
+        };
+        let mut root = TreeBuilder::new(ps);
+        let mut tv = top_root.to_le_bytes().to_vec();
+        tv.extend_from_slice(&0u64.to_le_bytes());
+        root.add(&mut ctx.sink, b"top", &tv, BUCKET_LEAF_FLAG)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Ok(Built::Root(r)) = root.finish(&mut ctx.sink, false) else {
+            panic!("root")
+        };
+        ctx.sink.flush().unwrap_or_else(|e| panic!("{e}"));
+        let pages = ctx.sink.next;
+        f.set_len(pages * ps as u64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for t in [0u64, 1] {
+            let m = Meta {
+                magic: MAGIC,
+                version: VERSION,
+                page_size: ps as u32,
+                flags: 0,
+                root: r,
+                sequence: 0,
+                freelist: NO_FREELIST,
+                pgid: pages,
+                txid: t,
+                checksum: 0,
+            }
+            .with_checksum();
+            let mut page = vec![0u8; 80];
+            page[..16].copy_from_slice(
+                &PageHeader {
+                    id: t,
+                    flags: META_PAGE,
+                    count: 0,
+                    overflow: 0,
+                }
+                .encode(),
+            );
+            page[16..].copy_from_slice(&m.encode());
+            f.write_all_at(&page, t * ps as u64)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        drop(f);
+        let check_db = |path: &Path| {
+            let db = BoltDb::open(path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(super::super::check(&db).map(|r| r.is_ok()).unwrap_or(false));
+            let top = db
+                .bucket(b"top")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("top"));
+            assert_eq!(db.get(&top, b"plain").ok().flatten(), Some(b"v".to_vec()));
+            let s1 = db
+                .bucket_in(&top, b"sub1")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("sub1"));
+            assert!(s1.inline.is_some());
+            assert_eq!(db.get(&s1, b"a").ok().flatten(), Some(b"1".to_vec()));
+            let s2 = db
+                .bucket_in(&top, b"sub2")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("sub2"));
+            assert!(s2.inline.is_none());
+            let mut n = 0;
+            db.for_each(&s2, |_| {
+                n += 1;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(n, 500);
+            // the status scan gives nested buckets' elements with empty values
+            let mut seen = Vec::new();
+            super::super::scan(&db, &mut |ev| {
+                if let super::super::ScanEvent::Kv {
+                    key,
+                    value,
+                    is_bucket,
+                } = ev
+                {
+                    seen.push((key.to_vec(), value.len(), is_bucket));
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                seen,
+                vec![
+                    (b"plain".to_vec(), 1, false),
+                    (b"sub1".to_vec(), 0, true),
+                    (b"sub2".to_vec(), 0, true)
+                ]
+            );
+        };
+        check_db(&p);
+        let src = BoltDb::open(&p).unwrap_or_else(|e| panic!("{e}"));
+        let out = dir.path().join("copy");
+        rewrite(&src, &Edits::new(), &out).unwrap_or_else(|e| panic!("{e}"));
+        check_db(&out);
+    }
 }
