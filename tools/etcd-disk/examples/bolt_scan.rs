@@ -1,4 +1,4 @@
-//! Full bbolt scan benchmark / tool: `bolt_scan FILE [status|cursor|check|rewrite OUT]`.
+//! Full bbolt scan benchmark / tool: `bolt_scan FILE [status|cursor|check|verify|rewrite OUT]`.
 //! `status` = check + CRC-32C hash in one pass (what `snapshot status` does), printed as
 //! etcdctl's JSON; `cursor` = iterate every bucket and key/value with cursors and hash them.
 use std::time::Instant;
@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)
-        .ok_or("usage: bolt_scan FILE [status|cursor|check|rewrite OUT]")?;
+        .ok_or("usage: bolt_scan FILE [status|cursor|check|verify|rewrite OUT]")?;
     let mode = args.get(2).map(String::as_str).unwrap_or("status");
     let (db, layout) = snapshot::open_db(path)?;
     let t = Instant::now();
@@ -51,6 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for p in r.problems.iter().take(20) {
                 println!("  {p}");
             }
+        }
+        "verify" => {
+            let r = snapshot::verify_trailer(path)?;
+            println!("{:?}", r.map(|c| c.matches()));
         }
         "rewrite" => {
             let out = args.get(3).ok_or("rewrite needs OUT")?;

@@ -450,6 +450,70 @@ fn parse_member(key: &[u8], value: &[u8]) -> RecordedMember {
     }
 }
 
+/// The db changes `snapshot restore` makes (spec §7.5, 3.5.1 semantics, which 3.4 servers also
+/// accept), optionally with §7.6's revision bump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// New members: ID and the JSON etcd stores (`{"id":…,"peerURLs":[…],"name":"…"}`).
+    pub members: Vec<(u64, String)>,
+    /// `meta/consistent_index` (the number of members, N).
+    pub consistent_index: u64,
+    /// `meta/term` (1).
+    pub term: u64,
+    /// `--bump-revision X --mark-compacted`.
+    pub bump_revision: Option<u64>,
+}
+
+/// 17-byte revision key: BE main ‖ `_` ‖ BE sub.
+pub fn revision_bytes(main: i64, sub: i64) -> [u8; 17] {
+    let mut b = [0u8; 17];
+    b[..8].copy_from_slice(&main.to_be_bytes());
+    b[8] = b'_';
+    b[9..].copy_from_slice(&sub.to_be_bytes());
+    b
+}
+
+/// Build the [`bolt::Edits`] for a restore: clear `members` and `members_removed`, ensure
+/// `cluster`, put the new members (key = lowercase hex ID), set `meta/consistent_index` and
+/// `meta/term` (8-byte BE); with a bump, put an empty value at revision (main of the last `key`
+/// entry + X, 0) and set `meta/scheduledCompactRev` to it. Returns the edits and the bumped
+/// revision. Apply them with [`bolt::rewrite`] (source = the snapshot image).
+pub fn restore_edits(db: &BoltDb, plan: &RestorePlan) -> Result<(bolt::Edits, Option<i64>)> {
+    let mut e = bolt::Edits::new();
+    e.clear_bucket(b"members")?;
+    e.clear_bucket(b"members_removed")?;
+    e.create_bucket(b"cluster")?;
+    for (id, json) in &plan.members {
+        e.put(b"members", format!("{id:x}").as_bytes(), json.as_bytes())?;
+    }
+    e.put(
+        b"meta",
+        b"consistent_index",
+        &plan.consistent_index.to_be_bytes(),
+    )?;
+    e.put(b"meta", b"term", &plan.term.to_be_bytes())?;
+    let mut bumped = None;
+    if let Some(x) = plan.bump_revision {
+        let main = match db.bucket(b"key")? {
+            Some(kb) => match db.last(&kb)? {
+                Some((k, _, _)) => be_u64(&k).unwrap_or(0) as i64,
+                None => 0,
+            },
+            None => 0,
+        };
+        let x = i64::try_from(x)
+            .map_err(|_| DiskError::Invalid(format!("bump revision {x} too large")))?;
+        let new = main
+            .checked_add(x)
+            .ok_or_else(|| DiskError::Invalid(format!("revision {main} + {x} overflows")))?;
+        let rev = revision_bytes(new, 0);
+        e.put(b"key", &rev, b"")?;
+        e.put(b"meta", b"scheduledCompactRev", &rev)?;
+        bumped = Some(new);
+    }
+    Ok((e, bumped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +526,48 @@ mod tests {
         assert_eq!(humanize_bytes(4096), "4.1 kB");
         assert_eq!(humanize_bytes(81_000_000), "81 MB");
         assert_eq!(humanize_bytes(2_711_552), "2.7 MB");
+    }
+
+    #[test]
+    fn restore_edits_trim_members_and_bump() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("db");
+        let mut e = bolt::Edits::new();
+        for r in 1..=300i64 {
+            e.put(b"key", &revision_bytes(r, 0), b"kv")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        e.put(b"members", b"1234", b"{}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        e.put(b"members_removed", b"99", b"removed")
+            .unwrap_or_else(|e| panic!("{e}"));
+        e.put(b"meta", b"consistent_index", &77u64.to_be_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        bolt::create(4096, &e, &p).unwrap_or_else(|e| panic!("{e}"));
+        let db = BoltDb::open(&p).unwrap_or_else(|e| panic!("{e}"));
+        let plan = RestorePlan {
+            members: vec![(
+                0xa000429f37de1964,
+                r#"{"id":11529288297673005412,"peerURLs":["http://10.0.0.2:2380"],"name":"b"}"#
+                    .into(),
+            )],
+            consistent_index: 1,
+            term: 1,
+            bump_revision: Some(1000),
+        };
+        let (edits, bumped) = restore_edits(&db, &plan).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bumped, Some(1300));
+        let out = dir.path().join("out");
+        bolt::rewrite(&db, &edits, &out).unwrap_or_else(|e| panic!("{e}"));
+        let (st, _) = status_of(&out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(st.etcdctl.revision, 1300);
+        assert_eq!(st.members.len(), 1);
+        assert_eq!(st.members[0].id, "a000429f37de1964");
+        assert!(st.members_removed.is_empty());
+        assert_eq!((st.consistent_index, st.term), (Some(1), Some(1)));
+        assert_eq!(st.scheduled_compact_rev, Some(1300));
+        assert_eq!(st.key_revisions, 301);
+        assert!(st.buckets.iter().any(|b| b.name == "cluster"));
     }
 
     #[test]

@@ -699,6 +699,46 @@ impl BoltDb {
         ))
     }
 
+    /// The last element of `bucket` (largest key): `(key, value, flags)`. Reads one page per
+    /// tree level (the rightmost path).
+    pub fn last(&self, bucket: &BucketRef) -> Result<Option<(Vec<u8>, Vec<u8>, u32)>> {
+        let mut buf = Vec::new();
+        let mut pgid = bucket.root;
+        for _ in 0..MAX_DEPTH {
+            let (page, offset): (&[u8], u64) = match &bucket.inline {
+                Some(img) => (img, bucket.offset),
+                None => {
+                    self.read_page(pgid, &mut buf)?;
+                    (&buf, self.page_offset(pgid))
+                }
+            };
+            let node = NodeView::new(&self.path, page, offset)?;
+            let Some(i) = node.count().checked_sub(1) else {
+                return Ok(None);
+            };
+            if node.is_leaf() {
+                let (item, _) = node.leaf(&self.path, i)?;
+                return Ok(Some((item.key.to_vec(), item.value.to_vec(), item.flags)));
+            }
+            if !node.is_branch() || bucket.inline.is_some() {
+                return Err(DiskError::corrupt(
+                    &self.path,
+                    offset,
+                    format!(
+                        "page {pgid}: expected a branch or leaf page, found {}",
+                        node.hdr.type_name()
+                    ),
+                ));
+            }
+            pgid = node.branch(&self.path, i)?.1;
+        }
+        Err(DiskError::corrupt(
+            &self.path,
+            self.page_offset(pgid),
+            format!("tree deeper than {MAX_DEPTH} levels (cycle?)"),
+        ))
+    }
+
     /// Value of plain key `key` in `bucket` (`None` if absent or if it is a sub-bucket).
     pub fn get(&self, bucket: &BucketRef, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(match self.get_item(bucket, key)? {
