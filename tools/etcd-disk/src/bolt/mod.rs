@@ -230,6 +230,9 @@ impl PageHeader {
     }
 }
 
+/// An element copied out of a page: key, value, element flags.
+pub type OwnedItem = (Vec<u8>, Vec<u8>, u32);
+
 /// One element of a leaf page, borrowed from a page buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Item<'a> {
@@ -701,7 +704,7 @@ impl BoltDb {
 
     /// The last element of `bucket` (largest key): `(key, value, flags)`. Reads one page per
     /// tree level (the rightmost path).
-    pub fn last(&self, bucket: &BucketRef) -> Result<Option<(Vec<u8>, Vec<u8>, u32)>> {
+    pub fn last(&self, bucket: &BucketRef) -> Result<Option<OwnedItem>> {
         let mut buf = Vec::new();
         let mut pgid = bucket.root;
         for _ in 0..MAX_DEPTH {
