@@ -6,7 +6,8 @@
 //!   `snap` (`.snap` files), `v2store` (the v2 store JSON model), `membership` (member and
 //!   cluster IDs);
 //! - bbolt side: `bolt` (reader, consistency check, writer), `snapshot` (the v3 snapshot file:
-//!   sha256 trailer, `snapshot status`).
+//!   sha256 trailer, `snapshot status`);
+//! - `datadir`: the layout of a data dir and whether a running etcd holds its locks.
 
 pub mod error;
 pub use error::{DiskError, Result};
@@ -20,3 +21,6 @@ pub mod wal;
 
 pub mod bolt;
 pub mod snapshot;
+
+/// Data dir layout checks and the lock probes that tell whether an etcd runs on a dir.
+pub mod datadir;

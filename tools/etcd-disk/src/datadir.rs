@@ -1,0 +1,1 @@
+//! datadir: to be written.
