@@ -1,0 +1,1 @@
+//! etcd-detect-version: being written.

@@ -1,0 +1,1 @@
+//! etcd-member-fix: being written.

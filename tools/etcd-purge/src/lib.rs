@@ -1,0 +1,1 @@
+//! etcd-purge: being written.

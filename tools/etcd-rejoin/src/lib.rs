@@ -1,0 +1,1 @@
+//! etcd-rejoin: being written.

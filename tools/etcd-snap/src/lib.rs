@@ -1,0 +1,1 @@
+//! etcd-snap: being written.

@@ -1,0 +1,1 @@
+//! etcd-wal-backup: being written.
