@@ -53,6 +53,8 @@ pub fn acquire(members: usize) -> Result<Slot> {
     }
     std::fs::create_dir_all(SLOT_DIR).with_context(|| format!("creating {SLOT_DIR}"))?;
     let _ = std::fs::set_permissions(SLOT_DIR, std::fs::Permissions::from_mode(0o1777));
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep);
     // Start at a spot that differs between processes and between calls, so concurrent tests do
     // not all race for slot 1.
     static CALLS: AtomicU32 = AtomicU32::new(0);
@@ -96,6 +98,24 @@ pub fn acquire(members: usize) -> Result<Slot> {
             )
         }
     )
+}
+
+/// Once per process: reap what dead test processes left in any slot nobody holds.
+fn sweep() {
+    for k in FIRST..=LAST {
+        let path = PathBuf::from(SLOT_DIR).join(format!("{k}.lock"));
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+            continue;
+        };
+        if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            continue;
+        }
+        if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            let mut slot = Slot { k, lock };
+            reap_leftovers(&mut slot);
+            slot.record(&[]);
+        }
+    }
 }
 
 fn ports_free(k: u8, members: usize) -> std::result::Result<(), String> {
