@@ -16,7 +16,9 @@ mod fill;
 mod slot;
 mod tls;
 
-pub use cluster::{Cluster, ClusterOpts, Member, Target, ALL};
+pub use cluster::{
+    merge_args, Cluster, ClusterOpts, Member, Target, ALL, READY_TIMEOUT, ROOT_PASSWORD,
+};
 pub use fill::{fill_k8s_like, k8s_key, k8s_value};
 pub use tls::TlsFiles;
 
