@@ -207,7 +207,7 @@ impl Store {
             .all(|(_, n)| {
                 n.children
                     .as_ref()
-                    .is_none_or(|c| c.keys().all(|k| is_hidden(k)))
+                    .map_or(true, |c| c.keys().all(|k| is_hidden(k)))
             })
     }
 
