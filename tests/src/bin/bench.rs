@@ -42,7 +42,12 @@ struct Opts {
 }
 
 fn parse() -> Result<Opts> {
-    let mut o = Opts { dataset: Dataset::Small, runs: 10, versions: vec![Version::V34, Version::V35], write: true };
+    let mut o = Opts {
+        dataset: Dataset::Small,
+        runs: 10,
+        versions: vec![Version::V34, Version::V35],
+        write: true,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -53,7 +58,13 @@ fn parse() -> Result<Opts> {
                     other => bail!("--dataset takes small or medium, not {other:?}"),
                 }
             }
-            "--runs" => o.runs = args.next().context("--runs needs a number")?.parse().context("--runs")?,
+            "--runs" => {
+                o.runs = args
+                    .next()
+                    .context("--runs needs a number")?
+                    .parse()
+                    .context("--runs")?
+            }
             "--etcd" => {
                 o.versions = match args.next().as_deref() {
                     Some("3.4.23") | Some("3.4") => vec![Version::V34],
@@ -104,7 +115,10 @@ fn measure(mut cmd: Command) -> Result<Sample> {
         }
         bail!("{:?} failed (status {status}): {err}", cmd.get_program());
     }
-    Ok(Sample { wall, max_rss_kib: ru.ru_maxrss as u64 })
+    Ok(Sample {
+        wall,
+        max_rss_kib: ru.ru_maxrss as u64,
+    })
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -127,7 +141,12 @@ struct Row {
 
 impl Row {
     fn key(&self) -> String {
-        format!("| {} | {} | {} |", self.case, self.version, self.dataset.name())
+        format!(
+            "| {} | {} | {} |",
+            self.case,
+            self.version,
+            self.dataset.name()
+        )
     }
     fn markdown(&self) -> String {
         let ratio = self.ours_median.as_secs_f64() / self.theirs_median.as_secs_f64().max(1e-9);
@@ -150,7 +169,11 @@ const BEGIN: &str = "<!-- bench:begin (rows written by `cargo xtask bench`) -->"
 const END: &str = "<!-- bench:end -->";
 
 /// Alternate ours and theirs run by run so that drift on a shared machine hits both alike.
-fn side_by_side(runs: usize, ours: impl Fn() -> Command, theirs: impl Fn() -> Command) -> Result<(Vec<Sample>, Vec<Sample>)> {
+fn side_by_side(
+    runs: usize,
+    ours: impl Fn() -> Command,
+    theirs: impl Fn() -> Command,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
     // One warm-up each (page cache, binary load).
     measure(ours())?;
     measure(theirs())?;
@@ -162,7 +185,14 @@ fn side_by_side(runs: usize, ours: impl Fn() -> Command, theirs: impl Fn() -> Co
     Ok((a, b))
 }
 
-fn row(case: &'static str, v: Version, d: Dataset, ours: &'static str, theirs: &'static str, s: (Vec<Sample>, Vec<Sample>)) -> Row {
+fn row(
+    case: &'static str,
+    v: Version,
+    d: Dataset,
+    ours: &'static str,
+    theirs: &'static str,
+    s: (Vec<Sample>, Vec<Sample>),
+) -> Row {
     let (a, b) = s;
     Row {
         case,
@@ -204,7 +234,14 @@ async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
             c2
         },
     )?;
-    rows.push(row("health", v, o.dataset, "etcd-health --cluster", "etcdctl endpoint health --cluster", s));
+    rows.push(row(
+        "health",
+        v,
+        o.dataset,
+        "etcd-health --cluster",
+        "etcdctl endpoint health --cluster",
+        s,
+    ));
     Ok(rows)
 }
 
@@ -232,7 +269,10 @@ Each row: our tool and etcd's own tool on the same cluster and data, run alterna
         table_rows.push(r.markdown());
     }
     table_rows.sort();
-    let out = format!("{before}{BEGIN}\n{TABLE_HEAD}\n{}\n{END}{after}", table_rows.join("\n"));
+    let out = format!(
+        "{before}{BEGIN}\n{TABLE_HEAD}\n{}\n{END}{after}",
+        table_rows.join("\n")
+    );
     std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
     eprintln!("bench: updated {}", path.display());
     Ok(())

@@ -22,7 +22,10 @@ struct Opts {
 }
 
 fn parse() -> Result<Opts> {
-    let mut o = Opts { version: Version::V35, keys: 2000 };
+    let mut o = Opts {
+        version: Version::V35,
+        keys: 2000,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -33,7 +36,13 @@ fn parse() -> Result<Opts> {
                     other => bail!("--etcd takes 3.4.23 or 3.5.1, not {other:?}"),
                 }
             }
-            "--keys" => o.keys = args.next().context("--keys needs a number")?.parse().context("--keys")?,
+            "--keys" => {
+                o.keys = args
+                    .next()
+                    .context("--keys needs a number")?
+                    .parse()
+                    .context("--keys")?
+            }
             "-h" | "--help" => {
                 println!("{HELP}");
                 std::process::exit(0);
@@ -45,7 +54,10 @@ fn parse() -> Result<Opts> {
 }
 
 fn step_line(name: &str, t: Instant, what: &str) {
-    eprintln!("demo: {name:<8} {:>7.2}s  {what}", t.elapsed().as_secs_f64());
+    eprintln!(
+        "demo: {name:<8} {:>7.2}s  {what}",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -65,20 +77,37 @@ async fn run() -> Result<()> {
 
     let t = Instant::now();
     let mut cluster = Cluster::start(o.version, ClusterOpts::default()).await?;
-    step_line("start", t, &format!("etcd {} cluster of 3 at {}", o.version, cluster.endpoints()));
+    step_line(
+        "start",
+        t,
+        &format!("etcd {} cluster of 3 at {}", o.version, cluster.endpoints()),
+    );
 
     let t = Instant::now();
     let mut client = cluster.client_all().await?;
     let bytes = fill_k8s_like(&mut client, o.keys, 1024, 8192, 16).await?;
-    step_line("write", t, &format!("{} keys, {:.1} MB of values", o.keys, bytes as f64 / 1e6));
+    step_line(
+        "write",
+        t,
+        &format!("{} keys, {:.1} MB of values", o.keys, bytes as f64 / 1e6),
+    );
 
     let t = Instant::now();
-    let out = Command::from(cluster.tool("etcd-health")).arg("--cluster").output().context("run etcd-health")?;
+    let out = cluster
+        .tool("etcd-health")
+        .arg("--cluster")
+        .output()
+        .context("run etcd-health")?;
     let summary = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).context("etcd-health output")?;
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("etcd-health output")?;
     step_line("health", t, &summary);
     if !out.status.success() {
-        bail!("etcd-health exited with {}: {}", out.status, envelope["error"]["message"]);
+        bail!(
+            "etcd-health exited with {}: {}",
+            out.status,
+            envelope["error"]["message"]
+        );
     }
 
     let t = Instant::now();
@@ -86,7 +115,9 @@ async fn run() -> Result<()> {
     step_line("stop", t, "all members stopped");
     drop(cluster);
 
-    let status = envelope["facts"]["health"]["status"].as_str().unwrap_or("?");
+    let status = envelope["facts"]["health"]["status"]
+        .as_str()
+        .unwrap_or("?");
     println!(
         "demo: done in {:.1}s: etcd {} cluster {} was {status} with {} keys",
         t_all.elapsed().as_secs_f64(),
