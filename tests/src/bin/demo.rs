@@ -7,7 +7,6 @@
 
 use anyhow::{bail, Context, Result};
 use etcd_rescue_tests::{fill_k8s_like, Cluster, ClusterOpts, Version};
-use std::process::Command;
 use std::time::Instant;
 
 const HELP: &str = "usage: cargo xtask demo [--etcd 3.4.23|3.5.1] [--keys N]
