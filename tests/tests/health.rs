@@ -165,6 +165,7 @@ async fn nospace_alarm(v: Version) {
     assert_eq!(code, 5, "{out}");
     assert_eq!(out["facts"]["health"]["status"], "unhealthy");
     assert_eq!(out["facts"]["health"]["alarms"][0]["alarm"], "NOSPACE");
+    assert_eq!(out["data"]["endpoints"][0]["alarms"][0], "NOSPACE", "{out}");
     assert!(stderr.contains("NOSPACE"), "{stderr}");
 }
 

@@ -488,7 +488,12 @@ async fn observe(cfg: &ConnConfig, cluster: bool) -> Observation {
     }
 }
 
-fn report_json(r: &EndpointReport, members: Option<&[MemberInfo]>) -> Value {
+fn report_json(r: &EndpointReport, members: Option<&[MemberInfo]>, alarms: &[AlarmInfo]) -> Value {
+    let own_alarms: Vec<&str> = alarms
+        .iter()
+        .filter(|a| Some(a.member_id) == r.member_id)
+        .map(|a| a.alarm.as_str())
+        .collect();
     let name = r.member_id.and_then(|id| {
         members
             .and_then(|ms| ms.iter().find(|m| m.id == id))
@@ -511,6 +516,7 @@ fn report_json(r: &EndpointReport, members: Option<&[MemberInfo]>) -> Value {
         "raft_applied_index": r.raft_applied_index,
         "is_learner": r.is_learner,
         "errors": r.errors,
+        "alarms": own_alarms,
         "took_ms": r.took_ms,
         "error": r.error,
     })
@@ -683,7 +689,7 @@ pub fn man() -> ManExtra {
         output: "facts.health {status, healthy, degraded, quorum, leader, members_total, members_healthy, alarms}, \
 facts.cluster_id, facts.etcd_version (the leader's), facts.members [{id, name, peer_urls, client_urls, is_learner, started}], \
 facts.endpoints. data adds problems (plain words), raft_index_spread, leaders_seen, attempts, waited_ms and, per endpoint, \
-reachable, healthy, member_id, etcd_version, db_size_bytes, db_size_in_use_bytes, leader, is_leader, raft_term, raft_index, \
+reachable, healthy, member_id, etcd_version, db_size_bytes, db_size_in_use_bytes, leader, is_leader, raft_term, raft_index, alarms, \
 raft_applied_index, is_learner, took_ms, error. Status healthy exits 0; degraded (quorum held, a member down, unstarted or \
 a learner) and unhealthy (quorum lost, no or several leaders, an alarm, mixed clusters) exit 5; no endpoint reachable exits 4.",
         environment: &[],
