@@ -656,7 +656,7 @@ impl Tool for Args {
                 Value::Array(
                     obs.reports
                         .iter()
-                        .map(|r| report_json(r, members))
+                        .map(|r| report_json(r, members, &obs.alarms))
                         .collect(),
                 ),
             );
