@@ -1,0 +1,633 @@
+//! `save`: stream a snapshot from one member to `FILE.part`, check it, rename it into place.
+//!
+//! Decisions:
+//! - **Endpoint**: with several endpoints, ask each for its status (in parallel), drop the
+//!   unreachable ones and learners (a learner may lag), take the leader, else the member with the
+//!   highest raft index ([`choose`], a pure function). The choice and why are in `data.chosen`.
+//! - **Integrity**: the server sends `image ‖ sha256(image)`. We hash while streaming, holding
+//!   back the last 32 bytes, then require the size rule (`size % 512 == 32`) *and* that the
+//!   held-back bytes equal the hash (etcdctl checks only the size). The same hasher, cloned
+//!   before the trailer is fed, gives both the image hash (`db_sha256`) and the file's hash
+//!   (`sha256`, what `sha256sum FILE` prints) in one pass.
+//! - **Timeouts**: a stall timeout (no bytes for `--stall-timeout`, default 30s) instead of
+//!   etcdctl's endless wait; the overall `--command-timeout` applies only when given (flag or
+//!   `ETCDCTL_COMMAND_TIMEOUT`), as in etcdctl. The gRPC channel itself gets no request timeout
+//!   for the stream.
+//! - **Writing**: the network loop only receives; a writer thread hashes, optionally compresses
+//!   and writes, so hashing/compression overlap the transfer on the second core. The channel is
+//!   bounded (64 chunks of ≤ 64 KiB), so memory stays small whatever the db size.
+//! - **Compression** (`--compress` → `FILE.gz`): gzip through flate2 with the zlib-rs backend at
+//!   level 1 ([`GZIP_LEVEL`]): etcd dbs are dominated by protobuf values that compress about as
+//!   well at level 1 as at 6, while level 6 costs several times the CPU (measured on the bench's
+//!   medium dataset, see BENCHMARKS.md / the commit message); zlib-rs is the fastest pure-Rust
+//!   deflate that flate2 offers.
+//! - **Files**: `FILE.part` (0600) → fsync → rename → fsync dir ([`AtomicFile`]); the `.part`
+//!   is removed on any error and on SIGINT/SIGTERM. An existing FILE is replaced only on success.
+//! - **Progress**: a one-line counter on stderr, only when stderr is a terminal (no indicatif:
+//!   one more dependency tree for a counter was not worth it).
+
+use crate::disk_err;
+use crate::inspect;
+use etcd_common::atomic::{part_path, AtomicFile};
+use etcd_common::conn::{etcd_error, ConnArgs, ConnConfig, ProcessEnv};
+use etcd_common::envelope::{keys, Facts};
+use etcd_common::{diag, duration, ids, Ctx, Error, Outcome, Result};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// gzip level used by `--compress` (see the module docs).
+pub const GZIP_LEVEL: u32 = 1;
+
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    duration::parse(s)
+}
+
+/// Arguments of `save`.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct SaveArgs {
+    /// Where to write the snapshot (FILE.part until it is complete and checked)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// gzip the snapshot (level 1) and write FILE.gz (FILE if it already ends in .gz)
+    #[arg(long)]
+    pub compress: bool,
+    /// Give up when no bytes arrived for this long
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// What one endpoint's status said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Candidate {
+    pub endpoint: String,
+    pub error: Option<String>,
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub leader: u64,
+    pub raft_index: u64,
+    pub is_learner: bool,
+    pub version: String,
+    pub db_size: i64,
+}
+
+impl Candidate {
+    fn is_leader(&self) -> bool {
+        self.error.is_none() && self.leader != 0 && self.leader == self.member_id
+    }
+}
+
+/// Pick the member to save from: the leader, else the voter with the highest raft index (the
+/// first such in the given order); never a learner nor an unreachable endpoint.
+/// Returns the index and the reason in words.
+pub fn choose(c: &[Candidate]) -> std::result::Result<(usize, &'static str), String> {
+    let usable: Vec<usize> = (0..c.len())
+        .filter(|&i| c[i].error.is_none() && !c[i].is_learner)
+        .collect();
+    if usable.is_empty() {
+        let why: Vec<String> = c
+            .iter()
+            .map(|x| match &x.error {
+                Some(e) => format!("{}: {e}", x.endpoint),
+                None => format!("{}: a learner", x.endpoint),
+            })
+            .collect();
+        return Err(why.join("; "));
+    }
+    if let Some(&i) = usable.iter().find(|&&i| c[i].is_leader()) {
+        return Ok((i, "leader"));
+    }
+    let mut best = usable[0];
+    for &i in &usable {
+        if c[i].raft_index > c[best].raft_index {
+            best = i;
+        }
+    }
+    Ok((best, "highest raft index (no leader among the endpoints)"))
+}
+
+/// The final file name: FILE, or FILE.gz with `--compress` (unless FILE ends in .gz).
+pub fn dest_path(file: &Path, compress: bool) -> PathBuf {
+    let is_gz = file.extension().is_some_and(|e| e == "gz");
+    if compress && !is_gz {
+        let mut s = file.as_os_str().to_owned();
+        s.push(".gz");
+        PathBuf::from(s)
+    } else {
+        file.to_path_buf()
+    }
+}
+
+async fn probe(cfg: &ConnConfig, ep: String) -> Candidate {
+    let mut c = Candidate {
+        endpoint: ep.clone(),
+        ..Default::default()
+    };
+    let mut client = match cfg.connect(std::slice::from_ref(&ep)).await {
+        Ok(cl) => cl,
+        Err(e) => {
+            c.error = Some(e.message);
+            return c;
+        }
+    };
+    match cfg.call(format!("status of {ep}"), client.status()).await {
+        Ok(s) => {
+            c.leader = s.leader();
+            c.raft_index = s.raft_index();
+            c.is_learner = s.is_learner();
+            c.version = s.version().to_string();
+            c.db_size = s.db_size();
+            if let Some(h) = s.header() {
+                c.member_id = h.member_id();
+                c.cluster_id = h.cluster_id();
+            }
+        }
+        Err(e) => c.error = Some(e.message),
+    }
+    c
+}
+
+/// Hashes and counts the bytes written through it (the compressed file's sha256).
+struct HashWriter<W: Write> {
+    inner: W,
+    h: Sha256,
+    n: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.h.update(&buf[..k]);
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Sink {
+    Plain(std::io::BufWriter<AtomicFile>),
+    Gzip(Box<flate2::write::GzEncoder<HashWriter<std::io::BufWriter<AtomicFile>>>>),
+}
+
+/// What the writer thread produced.
+struct Written {
+    file: AtomicFile,
+    /// Bytes received from the server.
+    total: u64,
+    image_sha: [u8; 32],
+    trailer: Option<[u8; 32]>,
+    file_sha: [u8; 32],
+    file_size: u64,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::io(format!("cannot write {}: {e}", path.display()))
+}
+
+/// The writer thread: hold back the last 32 bytes, hash the rest, write everything.
+fn writer(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    file: AtomicFile,
+    compress: bool,
+) -> Result<Written> {
+    let part = file.part_path().to_path_buf();
+    let mut sink = if compress {
+        Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
+            HashWriter {
+                inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                h: Sha256::new(),
+                n: 0,
+            },
+            flate2::Compression::new(GZIP_LEVEL),
+        )))
+    } else {
+        Sink::Plain(std::io::BufWriter::with_capacity(1 << 20, file))
+    };
+    let mut h = Sha256::new();
+    let mut held: Vec<u8> = Vec::with_capacity(64);
+    let mut total = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        total += chunk.len() as u64;
+        match &mut sink {
+            Sink::Plain(w) => w.write_all(&chunk),
+            Sink::Gzip(w) => w.write_all(&chunk),
+        }
+        .map_err(|e| io_err(&part, e))?;
+        // Hash all but the last 32 bytes seen so far.
+        if chunk.len() >= 32 {
+            h.update(&held);
+            let cut = chunk.len() - 32;
+            h.update(&chunk[..cut]);
+            held.clear();
+            held.extend_from_slice(&chunk[cut..]);
+        } else {
+            held.extend_from_slice(&chunk);
+            if held.len() > 32 {
+                let cut = held.len() - 32;
+                h.update(&held[..cut]);
+                held.drain(..cut);
+            }
+        }
+    }
+    let image_sha: [u8; 32] = h.clone().finalize().into();
+    let trailer: Option<[u8; 32]> = held.as_slice().try_into().ok();
+    h.update(&held);
+    let plain_sha: [u8; 32] = h.finalize().into();
+    let (file, file_sha, file_size) = match sink {
+        Sink::Plain(w) => (
+            w.into_inner().map_err(|e| io_err(&part, e.into_error()))?,
+            plain_sha,
+            total,
+        ),
+        Sink::Gzip(g) => {
+            let hw = g.finish().map_err(|e| io_err(&part, e))?;
+            let sha: [u8; 32] = hw.h.finalize().into();
+            let f = hw
+                .inner
+                .into_inner()
+                .map_err(|e| io_err(&part, e.into_error()))?;
+            (f, sha, hw.n)
+        }
+    };
+    Ok(Written {
+        file,
+        total,
+        image_sha,
+        trailer,
+        file_sha,
+        file_size,
+    })
+}
+
+struct Progress {
+    on: bool,
+    last: Instant,
+    total: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: std::io::stderr().is_terminal() && diag::verbosity() >= 0,
+            last: Instant::now(),
+            total: 0,
+        }
+    }
+    fn tick(&mut self, got: u64, done: bool) {
+        if !self.on || (!done && self.last.elapsed() < Duration::from_millis(200)) {
+            return;
+        }
+        self.last = Instant::now();
+        let pct = if self.total > 0 {
+            format!(" ({:.0}%)", got as f64 * 100.0 / self.total as f64)
+        } else {
+            String::new()
+        };
+        eprint!(
+            "\retcd-snap: saving: {:.1} MB of {:.1} MB{pct}   {}",
+            got as f64 / 1e6,
+            self.total as f64 / 1e6,
+            if done { "\n" } else { "" }
+        );
+    }
+}
+
+/// Stream the snapshot of `ep` into `tx`. Returns bytes received.
+async fn stream(
+    cfg: &ConnConfig,
+    ep: &str,
+    stall: Duration,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<u64> {
+    // No request timeout on the stream's channel: the stall timeout below replaces it.
+    let opts = cfg
+        .options()?
+        .with_timeout(Duration::from_secs(100 * 365 * 86400));
+    let connect = etcd_client::Client::connect([ep.to_string()], Some(opts));
+    let client = match tokio::time::timeout(cfg.dial_timeout + stall, connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(etcd_error(e, format!("cannot connect to {ep}"))),
+        Err(_) => {
+            return Err(Error::unreachable(format!(
+                "cannot connect to {ep}: deadline exceeded"
+            )))
+        }
+    };
+    let what = format!("snapshot from {ep}");
+    let stalled = || {
+        Error::unreachable(format!(
+            "{what}: stalled: no data for {} (--stall-timeout)",
+            duration::display(stall)
+        ))
+    };
+    let mut s = match tokio::time::timeout(stall, client.maintenance_client().snapshot()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(etcd_error(e, &what)),
+        Err(_) => return Err(stalled()),
+    };
+    let mut got = 0u64;
+    let mut progress = Progress::new();
+    loop {
+        let msg = match tokio::time::timeout(stall, s.message()).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return Err(etcd_error(e, &what)),
+            Err(_) => return Err(stalled()),
+        };
+        let Some(m) = msg else { break };
+        let blob = m.blob();
+        if progress.total == 0 {
+            progress.total = m.remaining_bytes() + blob.len() as u64;
+        }
+        got += blob.len() as u64;
+        if blob.is_empty() {
+            continue;
+        }
+        if tx.send(blob.to_vec()).await.is_err() {
+            // The writer stopped (an I/O error): it reports why.
+            break;
+        }
+        progress.tick(got, false);
+    }
+    progress.tick(got, true);
+    Ok(got)
+}
+
+fn command_timeout_given(a: &ConnArgs) -> Option<Duration> {
+    a.command_timeout.or_else(|| {
+        std::env::var("ETCDCTL_COMMAND_TIMEOUT")
+            .ok()
+            .and_then(|v| duration::parse(&v).ok())
+    })
+}
+
+/// `etcd-snap save`.
+pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
+    let cfg = a.conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
+    let overall = command_timeout_given(&a.conn);
+    let dest = dest_path(&a.file, a.compress);
+    if dest.is_dir() {
+        return Err(Error::usage(format!("{} is a directory", dest.display())));
+    }
+    let started = Instant::now();
+
+    // 1. Choose the member.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, ep) in cfg.endpoints.iter().enumerate() {
+        let (cfg, ep) = (cfg.clone(), ep.clone());
+        set.spawn(async move { (i, probe(&cfg, ep).await) });
+    }
+    let mut cands: Vec<(usize, Candidate)> = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(x) = r {
+            cands.push(x);
+        }
+    }
+    cands.sort_by_key(|(i, _)| *i);
+    let cands: Vec<Candidate> = cands.into_iter().map(|(_, c)| c).collect();
+    let (ci, why) = match choose(&cands) {
+        Ok(x) => x,
+        Err(why) => {
+            let all_learners = cands.iter().all(|c| c.error.is_none() && c.is_learner);
+            return Err(if all_learners {
+                Error::refused(format!(
+                    "no voting member to save from: {why} (a learner may lag; give a voter's endpoint)"
+                ))
+            } else {
+                Error::unreachable(format!("no endpoint to save from: {why}"))
+            });
+        }
+    };
+    let chosen = cands[ci].clone();
+    diag::info(&format!(
+        "saving from {} ({}, member {})",
+        chosen.endpoint,
+        why,
+        ids::hex(chosen.member_id)
+    ));
+
+    // 2. Stream into FILE.part through the writer thread.
+    let file = AtomicFile::create(&dest, 0o600)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let compress = a.compress;
+    let wt = std::thread::spawn(move || writer(rx, file, compress));
+    let taken_at = SystemTime::now();
+    let fut = stream(&cfg, &chosen.endpoint, a.stall_timeout, tx);
+    let streamed = match overall {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::unreachable(format!(
+                "snapshot from {}: deadline exceeded after {} (--command-timeout)",
+                chosen.endpoint,
+                duration::display(t)
+            ))),
+        },
+        None => fut.await,
+    };
+    // The sender is dropped here (on error too): the writer drains and ends.
+    let written = tokio::task::spawn_blocking(move || wt.join())
+        .await
+        .map_err(|e| Error::internal(format!("writer: {e}")))?
+        .map_err(|_| Error::internal("writer thread panicked"))?;
+    let got = streamed?;
+    let w = written?;
+    if w.total != got {
+        return Err(Error::io(format!(
+            "{}: wrote {} of {} bytes received",
+            part_path(&dest).display(),
+            w.total,
+            got
+        )));
+    }
+
+    // 3. Check: size rule and the trailer. On failure the .part goes with `w.file`.
+    let shown = part_path(&dest);
+    let image_len = w.total.saturating_sub(32);
+    let trailer = match w.trailer {
+        Some(t) if etcd_disk::snapshot::has_trailer(w.total) => t,
+        _ => {
+            return Err(Error::bad_input(format!(
+                "{}: offset {}: snapshot stream from {} ended after {} bytes without a sha256 trailer (size % 512 != 32); nothing saved",
+                shown.display(),
+                w.total,
+                chosen.endpoint,
+                w.total
+            )))
+        }
+    };
+    if trailer != w.image_sha {
+        let c = etcd_disk::snapshot::TrailerCheck {
+            expected: trailer,
+            actual: w.image_sha,
+        };
+        return Err(Error::bad_input(format!(
+            "{}: offset {image_len}: snapshot from {} is corrupt: sha256 of bytes 0..{image_len} does not match the server's trailer ({}); nothing saved",
+            shown.display(),
+            chosen.endpoint,
+            c.etcd_message()
+        )));
+    }
+    w.file.commit()?;
+
+    // 4. The snapshot's revision: the last key of bucket `key` (a few page reads).
+    let revision = if compress {
+        None
+    } else {
+        match etcd_disk::snapshot::open_db(&dest) {
+            Ok((db, _)) => inspect::revision(&db).map_err(disk_err).ok(),
+            Err(e) => {
+                diag::debug(&format!("revision of {}: {e}", dest.display()));
+                None
+            }
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let mut snap = json!({
+        "path": dest.display().to_string(),
+        "size_bytes": w.file_size,
+        "sha256": etcd_disk::snapshot::hex(&w.file_sha),
+        "db_sha256": etcd_disk::snapshot::hex(&w.image_sha),
+        "db_size_bytes": image_len,
+        "compressed": compress,
+        "endpoint": chosen.endpoint,
+    });
+    if let (Some(r), Some(m)) = (revision, snap.as_object_mut()) {
+        m.insert("revision".into(), json!(r));
+    }
+    let mut facts = Facts::new();
+    facts.insert(keys::SNAPSHOT.into(), snap);
+    facts.insert(keys::ETCD_VERSION.into(), json!(chosen.version));
+    facts.insert(keys::CLUSTER_ID.into(), json!(ids::hex(chosen.cluster_id)));
+    facts.insert(keys::MEMBER_ID.into(), json!(ids::hex(chosen.member_id)));
+    facts.insert("taken_at".into(), json!(rfc3339(taken_at)));
+    facts.insert(keys::ENDPOINTS.into(), cfg.endpoints_fact());
+    facts.insert(keys::BACKUP_METHOD.into(), json!("v3-snapshot"));
+    let cand_json: Vec<Value> = cands
+        .iter()
+        .map(|c| {
+            json!({
+                "endpoint": c.endpoint,
+                "member_id": (c.error.is_none()).then(|| ids::hex(c.member_id)),
+                "is_leader": c.is_leader(),
+                "is_learner": c.is_learner,
+                "raft_index": c.raft_index,
+                "error": c.error,
+            })
+        })
+        .collect();
+    let data = json!({
+        "chosen": {"endpoint": chosen.endpoint, "why": why},
+        "candidates": cand_json,
+        "took_ms": started.elapsed().as_millis() as u64,
+        "mb_per_s": if secs > 0.0 { (w.total as f64 / 1e6 / secs * 10.0).round() / 10.0 } else { 0.0 },
+    });
+    let summary = format!(
+        "saved {} ({:.1} MB{}, revision {}) from {} ({why}) in {:.1}s; sha256 trailer verified",
+        dest.display(),
+        w.file_size as f64 / 1e6,
+        if compress { " gzipped" } else { "" },
+        revision.map_or("?".into(), |r| r.to_string()),
+        chosen.endpoint,
+        secs
+    );
+    Ok(Outcome {
+        changed: true,
+        facts,
+        data,
+        warnings: Vec::new(),
+        summary,
+        failure: None,
+    })
+}
+
+/// RFC 3339 UTC with seconds (`2024-05-01T12:00:00Z`), without a date crate.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(ep: &str, id: u64, leader: u64, idx: u64) -> Candidate {
+        Candidate {
+            endpoint: ep.into(),
+            member_id: id,
+            leader,
+            raft_index: idx,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn choose_prefers_leader_then_index_never_learner() {
+        let c = vec![cand("a", 1, 2, 10), cand("b", 2, 2, 9), cand("c", 3, 2, 11)];
+        assert_eq!(choose(&c).unwrap(), (1, "leader"));
+        let mut c2 = c.clone();
+        c2[1].error = Some("down".into());
+        assert_eq!(choose(&c2).unwrap().0, 2);
+        let mut c3 = c2.clone();
+        c3[2].is_learner = true;
+        assert_eq!(choose(&c3).unwrap().0, 0);
+        let mut c4 = c3.clone();
+        c4[0].is_learner = true;
+        let e = choose(&c4).unwrap_err();
+        assert!(e.contains("b: down") && e.contains("a: a learner"), "{e}");
+        // a learner that claims leadership is still skipped
+        let mut c5 = vec![cand("a", 1, 1, 5), cand("b", 2, 1, 3)];
+        c5[0].is_learner = true;
+        assert_eq!(choose(&c5).unwrap().0, 1);
+    }
+
+    #[test]
+    fn dest_names() {
+        assert_eq!(
+            dest_path(Path::new("/b/s.db"), false),
+            PathBuf::from("/b/s.db")
+        );
+        assert_eq!(
+            dest_path(Path::new("/b/s.db"), true),
+            PathBuf::from("/b/s.db.gz")
+        );
+        assert_eq!(
+            dest_path(Path::new("/b/s.gz"), true),
+            PathBuf::from("/b/s.gz")
+        );
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(0);
+        assert_eq!(rfc3339(t), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_709_210_096);
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56Z");
+    }
+}

@@ -1,0 +1,227 @@
+//! Opening a snapshot file for reading: a plain snapshot (bbolt image ‖ sha256), a raw
+//! `member/snap/db` (no trailer), or either gzip-compressed (recognised by its magic bytes, not
+//! its name).
+//!
+//! bbolt must be read at random offsets, so a `.gz` is decompressed once into an anonymous
+//! temporary file (`O_TMPFILE`: nothing is left behind, whatever happens), hashing the image and
+//! holding back the trailer while it streams ([`etcd_disk::snapshot::copy_image`]). A plain
+//! file is read in place. Memory stays bounded either way.
+
+use crate::disk_err;
+use etcd_common::{Error, Result};
+use etcd_disk::bolt::BoltDb;
+use etcd_disk::snapshot::{self, Layout, TrailerCheck};
+use flate2::read::GzDecoder;
+use std::cell::Cell;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// gzip's magic bytes.
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// An opened snapshot.
+#[derive(Debug)]
+pub struct Opened {
+    /// The bbolt image (trailer excluded).
+    pub db: BoltDb,
+    /// The file as given.
+    pub path: PathBuf,
+    /// Size of the file on disk (compressed size for a `.gz`).
+    pub file_size: u64,
+    pub compressed: bool,
+    /// Bytes of bbolt image.
+    pub image_len: u64,
+    /// Whether the (decompressed) stream follows the trailer rule (`size % 512 == 32`).
+    pub has_trailer: bool,
+    /// For a `.gz`: the trailer check done while decompressing (`None` without trailer).
+    pub gz_check: Option<TrailerCheck>,
+}
+
+/// Is `path` gzip data? (Reads its first two bytes.)
+pub fn is_gzip(path: &Path) -> Result<bool> {
+    let mut f = File::open(path).map_err(|e| open_error(path, e))?;
+    let mut b = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        match f.read(&mut b[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+    Ok(got == 2 && b == GZIP_MAGIC)
+}
+
+/// A missing file is the caller's mistake about the input (3); other errors are I/O (6).
+pub fn open_error(path: &Path, e: std::io::Error) -> Error {
+    let msg = format!("cannot open {}: {e}", path.display());
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::bad_input(msg)
+    } else {
+        Error::io(msg)
+    }
+}
+
+/// Counts compressed bytes consumed, for error offsets.
+struct Counter<R> {
+    inner: R,
+    n: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+}
+
+/// A gzip decoder that remembers whether a read failed because of the data (truncated or
+/// corrupt stream: bad input) rather than the disk.
+pub struct GzReader<R: Read> {
+    inner: GzDecoder<Counter<R>>,
+    consumed: Rc<Cell<u64>>,
+    /// `(compressed offset, message)` of a data error.
+    pub bad: Option<(u64, String)>,
+}
+
+impl<R: Read> GzReader<R> {
+    pub fn new(r: R) -> Self {
+        let consumed = Rc::new(Cell::new(0));
+        GzReader {
+            inner: GzDecoder::new(Counter {
+                inner: r,
+                n: consumed.clone(),
+            }),
+            consumed,
+            bad: None,
+        }
+    }
+
+    /// The tool error for a failed read: bad input naming the compressed offset if the data
+    /// was at fault.
+    pub fn error_for(&self, path: &Path, e: etcd_disk::DiskError) -> Error {
+        match &self.bad {
+            Some((off, msg)) => Error::bad_input(format!(
+                "{}: offset {off} (compressed): gzip stream corrupt or cut short: {msg}",
+                path.display()
+            )),
+            None => disk_err(e),
+        }
+    }
+}
+
+impl<R: Read> Read for GzReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                use std::io::ErrorKind as K;
+                if matches!(
+                    e.kind(),
+                    K::InvalidData | K::InvalidInput | K::UnexpectedEof
+                ) {
+                    self.bad = Some((self.consumed.get(), e.to_string()));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Open `path` (plain or gzip). A `.gz` is decompressed into an anonymous file in `tmp_dir`
+/// (default: the system temp dir).
+pub fn open(path: &Path, tmp_dir: Option<&Path>) -> Result<Opened> {
+    let md = std::fs::metadata(path).map_err(|e| open_error(path, e))?;
+    if !md.is_file() {
+        return Err(Error::bad_input(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
+    if !is_gzip(path)? {
+        let (db, layout) = snapshot::open_db(path).map_err(disk_err)?;
+        return Ok(Opened {
+            db,
+            path: path.to_path_buf(),
+            file_size: layout.file_size,
+            compressed: false,
+            image_len: layout.image_len,
+            has_trailer: layout.has_trailer,
+            gz_check: None,
+        });
+    }
+    let src = File::open(path).map_err(|e| open_error(path, e))?;
+    let dir = tmp_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::tempfile_in(&dir).map_err(|e| {
+        Error::io(format!(
+            "cannot create a temporary file in {} to decompress {}: {e}",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    let label = gunzipped_label(path);
+    let mut r = GzReader::new(std::io::BufReader::with_capacity(1 << 20, src));
+    let out = snapshot::copy_image(&mut r, std::io::BufWriter::new(&tmp), path, &label)
+        .map_err(|e| r.error_for(path, e))?;
+    let layout = Layout {
+        file_size: out.bytes_in,
+        has_trailer: out.trailer.is_some(),
+        image_len: out.image_len,
+    };
+    let db = BoltDb::from_file(tmp, &label, 0, layout.image_len).map_err(disk_err)?;
+    Ok(Opened {
+        db,
+        path: path.to_path_buf(),
+        file_size: md.len(),
+        compressed: true,
+        image_len: layout.image_len,
+        has_trailer: layout.has_trailer,
+        gz_check: out.trailer_check(),
+    })
+}
+
+/// How errors name the decompressed image of a `.gz` (offsets are in the decompressed data).
+pub fn gunzipped_label(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(" (gunzipped)");
+    PathBuf::from(s)
+}
+
+/// The snapshot path: the argument, else `facts.snapshot.path` of the upstream envelope.
+pub fn path_from(arg: Option<&Path>, upstream: &etcd_common::envelope::Facts) -> Result<PathBuf> {
+    if let Some(p) = arg {
+        return Ok(p.to_path_buf());
+    }
+    upstream
+        .get("snapshot")
+        .and_then(|s| s.get("path"))
+        .and_then(|p| p.as_str())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            Error::usage("no snapshot FILE given and no facts.snapshot.path on stdin (see --help)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn path_precedence() {
+        let mut f = etcd_common::envelope::Facts::new();
+        assert_eq!(path_from(None, &f).unwrap_err().exit_code().code(), 2);
+        f.insert("snapshot".into(), json!({"path": "/b/s.db"}));
+        assert_eq!(path_from(None, &f).unwrap(), PathBuf::from("/b/s.db"));
+        assert_eq!(
+            path_from(Some(Path::new("x.db")), &f).unwrap(),
+            PathBuf::from("x.db")
+        );
+    }
+}
