@@ -44,7 +44,15 @@ fn real_main() -> Result<()> {
         }
         Some("demo") => {
             deps::ensure(&root)?;
-            let mut args = vec!["run", "--quiet", "--package", "etcd-rescue-tests", "--bin", "demo", "--"];
+            let mut args = vec![
+                "run",
+                "--quiet",
+                "--package",
+                "etcd-rescue-tests",
+                "--bin",
+                "demo",
+                "--",
+            ];
             args.extend(rest.iter().map(String::as_str));
             build_tools(&root, false)?;
             cargo(&root, &args)
@@ -52,7 +60,16 @@ fn real_main() -> Result<()> {
         Some("bench") => {
             deps::ensure(&root)?;
             build_tools(&root, true)?;
-            let mut args = vec!["run", "--quiet", "--release", "--package", "etcd-rescue-tests", "--bin", "bench", "--"];
+            let mut args = vec![
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "etcd-rescue-tests",
+                "--bin",
+                "bench",
+                "--",
+            ];
             args.extend(rest.iter().map(String::as_str));
             cargo(&root, &args)
         }
@@ -90,7 +107,14 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
 
 /// Build every tool binary (the end-to-end tests, demo and bench run them).
 fn build_tools(root: &Path, release: bool) -> Result<()> {
-    let mut args = vec!["build", "--quiet", "--workspace", "--bins", "--exclude", "xtask"];
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--workspace",
+        "--bins",
+        "--exclude",
+        "xtask",
+    ];
     if release {
         args.push("--release");
     }
@@ -112,7 +136,11 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     eprintln!("xtask test: == {name}");
     let t = Instant::now();
     let r = f();
-    eprintln!("xtask test: == {name}: {} in {:.1}s", if r.is_ok() { "ok" } else { "FAILED" }, t.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask test: == {name}: {} in {:.1}s",
+        if r.is_ok() { "ok" } else { "FAILED" },
+        t.elapsed().as_secs_f64()
+    );
     r
 }
 
@@ -120,7 +148,20 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
     let t0 = Instant::now();
     step("deps", || deps::ensure(root).map(|_| ()))?;
     step("fmt", || cargo(root, &["fmt", "--all", "--check"]))?;
-    step("clippy", || cargo(root, &["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step("clippy", || {
+        cargo(
+            root,
+            &[
+                "clippy",
+                "--quiet",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
     step("build", || build_tools(root, false))?;
     let mut test_args: Vec<&str> = vec!["test", "--workspace"];
     let filters: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -128,8 +169,14 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
         test_args.push("--");
         test_args.extend(filters);
     }
-    step("unit, CLI and end-to-end tests (etcd 3.4.23 and 3.5.1)", || cargo(root, &test_args))?;
+    step(
+        "unit, CLI and end-to-end tests (etcd 3.4.23 and 3.5.1)",
+        || cargo(root, &test_args),
+    )?;
     step("man --check", || man(root, true))?;
-    eprintln!("xtask test: all steps passed in {:.0}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask test: all steps passed in {:.0}s",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -11,13 +11,20 @@ pub type Result<T, E = DiskError> = std::result::Result<T, E>;
 pub enum DiskError {
     /// The bytes are not what the format allows: bad CRC, bad protobuf, bad page, cut short.
     #[error("{path}: offset {offset}: {msg}")]
-    Corrupt { path: PathBuf, offset: u64, msg: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        msg: String,
+    },
     /// A file or directory the format needs is missing or of the wrong kind.
     #[error("{path}: {msg}")]
     Layout { path: PathBuf, msg: String },
     /// An I/O error from the operating system.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The caller asked for something the data cannot give (e.g. an unknown snapshot index).
     #[error("{0}")]
     Invalid(String),
@@ -25,16 +32,29 @@ pub enum DiskError {
 
 impl DiskError {
     pub fn corrupt(path: impl Into<PathBuf>, offset: u64, msg: impl Into<String>) -> Self {
-        DiskError::Corrupt { path: path.into(), offset, msg: msg.into() }
+        DiskError::Corrupt {
+            path: path.into(),
+            offset,
+            msg: msg.into(),
+        }
     }
     pub fn layout(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        DiskError::Layout { path: path.into(), msg: msg.into() }
+        DiskError::Layout {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DiskError::Io { path: path.into(), source }
+        DiskError::Io {
+            path: path.into(),
+            source,
+        }
     }
     /// True for errors caused by the content of the input (exit code 3 in the tools).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, DiskError::Corrupt { .. } | DiskError::Layout { .. } | DiskError::Invalid(_))
+        matches!(
+            self,
+            DiskError::Corrupt { .. } | DiskError::Layout { .. } | DiskError::Invalid(_)
+        )
     }
 }
