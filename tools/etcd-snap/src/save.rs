@@ -299,6 +299,32 @@ impl Progress {
     }
 }
 
+/// What is wrong with a received stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamProblem {
+    /// The size rule (`size % 512 == 32`) does not hold: no trailer (or cut short).
+    NoTrailer,
+    /// The last 32 bytes are not the sha256 of the rest.
+    Mismatch(etcd_disk::snapshot::TrailerCheck),
+}
+
+/// Check a received stream: the size rule, then the trailer against the image hash.
+pub fn check_stream(
+    total: u64,
+    trailer: Option<[u8; 32]>,
+    image_sha: [u8; 32],
+) -> Option<StreamProblem> {
+    match trailer {
+        Some(t) if etcd_disk::snapshot::has_trailer(total) => {
+            (t != image_sha).then_some(StreamProblem::Mismatch(etcd_disk::snapshot::TrailerCheck {
+                expected: t,
+                actual: image_sha,
+            }))
+        }
+        _ => Some(StreamProblem::NoTrailer),
+    }
+}
+
 /// Stream the snapshot of `ep` into `tx`. Returns bytes received.
 async fn stream(
     cfg: &ConnConfig,
@@ -449,9 +475,9 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     // 3. Check: size rule and the trailer. On failure the .part goes with `w.file`.
     let shown = part_path(&dest);
     let image_len = w.total.saturating_sub(32);
-    let trailer = match w.trailer {
-        Some(t) if etcd_disk::snapshot::has_trailer(w.total) => t,
-        _ => {
+    match check_stream(w.total, w.trailer, w.image_sha) {
+        None => {}
+        Some(StreamProblem::NoTrailer) => {
             return Err(Error::bad_input(format!(
                 "{}: offset {}: snapshot stream from {} ended after {} bytes without a sha256 trailer (size % 512 != 32); nothing saved",
                 shown.display(),
@@ -460,18 +486,14 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
                 w.total
             )))
         }
-    };
-    if trailer != w.image_sha {
-        let c = etcd_disk::snapshot::TrailerCheck {
-            expected: trailer,
-            actual: w.image_sha,
-        };
-        return Err(Error::bad_input(format!(
-            "{}: offset {image_len}: snapshot from {} is corrupt: sha256 of bytes 0..{image_len} does not match the server's trailer ({}); nothing saved",
-            shown.display(),
-            chosen.endpoint,
-            c.etcd_message()
-        )));
+        Some(StreamProblem::Mismatch(c)) => {
+            return Err(Error::bad_input(format!(
+                "{}: offset {image_len}: snapshot from {} is corrupt: sha256 of bytes 0..{image_len} does not match the server's trailer ({}); nothing saved",
+                shown.display(),
+                chosen.endpoint,
+                c.etcd_message()
+            )));
+        }
     }
     w.file.commit()?;
 
@@ -605,6 +627,78 @@ mod tests {
         let mut c5 = vec![cand("a", 1, 1, 5), cand("b", 2, 1, 3)];
         c5[0].is_learner = true;
         assert_eq!(choose(&c5).unwrap().0, 1);
+    }
+
+    fn run_writer(chunks: Vec<Vec<u8>>, compress: bool) -> (Written, PathBuf, tempfile::TempDir) {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("s.db");
+        let f = AtomicFile::create(&dest, 0o600).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let t = std::thread::spawn(move || writer(rx, f, compress));
+        for c in chunks {
+            tx.blocking_send(c).unwrap();
+        }
+        drop(tx);
+        (t.join().unwrap().unwrap(), dest, d)
+    }
+
+    fn image_with_trailer(len: usize) -> (Vec<u8>, [u8; 32]) {
+        let img: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let h: [u8; 32] = Sha256::digest(&img).into();
+        let mut all = img;
+        all.extend_from_slice(&h);
+        (all, h)
+    }
+
+    #[test]
+    fn writer_holds_back_the_trailer_in_any_chunking() {
+        let (all, h) = image_with_trailer(8192);
+        for cut in [1usize, 5, 31, 32, 33, 1000, 4096] {
+            let chunks: Vec<Vec<u8>> = all.chunks(cut).map(<[u8]>::to_vec).collect();
+            let (w, dest, _d) = run_writer(chunks, false);
+            assert_eq!(w.image_sha, h, "chunk {cut}");
+            assert_eq!(w.trailer, Some(h));
+            assert_eq!(check_stream(w.total, w.trailer, w.image_sha), None);
+            let file_sha: [u8; 32] = Sha256::digest(&all).into();
+            assert_eq!(w.file_sha, file_sha);
+            w.file.commit().unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), all);
+        }
+    }
+
+    #[test]
+    fn corrupt_or_short_streams_are_refused_and_leave_nothing() {
+        let (mut all, _) = image_with_trailer(8192);
+        all[100] ^= 1;
+        let (w, dest, d) = run_writer(vec![all.clone()], false);
+        assert!(matches!(
+            check_stream(w.total, w.trailer, w.image_sha),
+            Some(StreamProblem::Mismatch(_))
+        ));
+        drop(w);
+        assert!(!dest.exists() && !part_path(&dest).exists());
+        drop(d);
+        let (w, _, _d) = run_writer(vec![all[..8000].to_vec()], false);
+        assert_eq!(
+            check_stream(w.total, w.trailer, w.image_sha),
+            Some(StreamProblem::NoTrailer)
+        );
+    }
+
+    #[test]
+    fn gzip_output_round_trips() {
+        let (all, h) = image_with_trailer(100_000);
+        let (w, dest, _d) = run_writer(all.chunks(30_000).map(<[u8]>::to_vec).collect(), true);
+        assert_eq!(w.image_sha, h);
+        let size = w.file_size;
+        let sha = w.file_sha;
+        w.file.commit().unwrap();
+        let gz = std::fs::read(&dest).unwrap();
+        assert_eq!(gz.len() as u64, size);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&gz)), sha);
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).unwrap();
+        assert_eq!(out, all);
     }
 
     #[test]
