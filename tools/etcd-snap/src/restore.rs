@@ -52,7 +52,7 @@ pub struct RestoreArgs {
     /// Member name [env file: ETCD_NAME] [default: default]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// All members, name=peer-url,... [env file: ETCD_INITIAL_CLUSTER] [default: <name>=http://localhost:2380]
+    /// All members, name=peer-url,... [env file: ETCD_INITIAL_CLUSTER] [default: default=http://localhost:2380, as etcdctl]
     #[arg(long, value_name = "NAME=URL,...")]
     pub initial_cluster: Option<String>,
     /// Token of the new cluster; use a new one, so that stray old members cannot join

@@ -14,7 +14,22 @@ const DATE: &str = "2026-11-26";
 const MANUAL: &str = "etcd-rescue";
 
 fn tools() -> Vec<(clap::Command, ManExtra)> {
-    vec![(etcd_health::Args::command(), etcd_health::man())]
+    let mut v = vec![
+        (etcd_health::Args::command(), etcd_health::man()),
+        (etcd_snap::Args::command(), etcd_snap::man()),
+    ];
+    // One page per subcommand (the parent page refers to them as etcd-snap-<sub>(1)).
+    let snap = etcd_snap::Args::command();
+    for sub in snap.get_subcommands() {
+        let name = format!("etcd-snap-{}", sub.get_name());
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let sub = sub
+            .clone()
+            .name(name)
+            .version(env!("CARGO_PKG_VERSION"));
+        v.push((sub, etcd_snap::man()));
+    }
+    v
 }
 
 fn section(roff: &mut Roff, title: &str, text: &str) {
