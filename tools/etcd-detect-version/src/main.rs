@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    etcd_common::runner::main::<etcd_detect_version::Args>()
+}

@@ -17,6 +17,8 @@ pub mod membership;
 pub mod proto;
 pub mod snap;
 pub mod v2store;
+/// Does a data dir hold v2 data: one pass over the WAL, the `.snap` etcd loads, the db in brief.
+pub mod v2scan;
 pub mod wal;
 
 pub mod bolt;
