@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    etcd_common::runner::main::<etcd_wal_backup::Args>()
+}

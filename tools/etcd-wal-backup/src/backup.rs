@@ -1,0 +1,835 @@
+//! `backup`: the v2 method, online, carrying the v3 db by default.
+//!
+//! How the WAL and the db stay consistent, and why the newest acknowledged write is in:
+//! 1. A linearizable read through the member (so it has applied everything acknowledged before
+//!    the backup began), then `status` on it: its commit index `C` covers every such write.
+//! 2. The db comes from the member's snapshot stream (Maintenance.Snapshot, sha256 checked),
+//!    never from the locked file; its `meta/consistent_index` is `CI`.
+//! 3. The WAL is cut at `X = max(C, CI)`: every entry up to `X` is committed, so final; we wait
+//!    until the member's WAL holds it. The new WAL carries entries `(S, X]` after the `.snap` at
+//!    `S ≤ CI`, **in place** (no renumbering: neutralised entries become empty entries with the
+//!    same index and term), and a HardState with `commit = X`. So the db's consistent index
+//!    (`CI ≤ X`) matches the log: etcd replays `(CI, X]` into the db and `(S, X]` into the v2
+//!    store at startup, and `--force-new-cluster` keeps everything up to `X` (it discards
+//!    only entries above the persisted commit, which is what loses the last write of
+//!    `etcdctl backup`).
+//! 4. Membership entries are neutralised and the WAL metadata gets new random node and cluster
+//!    IDs, so the result starts only as a new one-member cluster with `--force-new-cluster`.
+
+use crate::manifest::{self, FileEntry, Manifest};
+use crate::{disk_err, DirGuard};
+use etcd_common::conn::{ConnArgs, ConnConfig, ProcessEnv};
+use etcd_common::envelope::{keys, Facts};
+use etcd_common::envfile::EnvFile;
+use etcd_common::{diag, ids, Error, Outcome, Result};
+use etcd_disk::bolt::{self, BoltDb};
+use etcd_disk::datadir;
+use etcd_disk::entry::{self, EntryKind, V3Kind};
+use etcd_disk::proto::{entry_type, Entry, HardState, Metadata, RaftSnapshot, WalSnapshot};
+use etcd_disk::snap::{self, SnapFileInfo};
+use etcd_disk::v2scan;
+use etcd_disk::wal::{self, WalContents, WalWriter, WriterOptions};
+use serde_json::{json, Value};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Flags of `backup`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// etcd's data dir (default: ETCD_DATA_DIR of --env-file, or the upstream data_dir fact)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The WAL dir when etcd runs with --wal-dir (default DATA_DIR/member/wal)
+    #[arg(long, value_name = "DIR")]
+    pub wal_dir: Option<PathBuf>,
+    /// etcd's settings file (/etc/etcd.env): ETCD_DATA_DIR, ETCD_WAL_DIR, ETCD_ADVERTISE_CLIENT_URLS
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Where to write the backup (must not exist; built in BACKUP_DIR.part)
+    #[arg(long, value_name = "DIR")]
+    pub backup_dir: PathBuf,
+    /// Leave the v3 data out (by default the db is carried, consistent with the WAL)
+    #[arg(long)]
+    pub without_v3: bool,
+    /// Write one BACKUP_DIR.tar.gz instead of a directory
+    #[arg(long)]
+    pub archive: bool,
+    /// How long to wait for the member's WAL to hold the committed index
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
+    pub wal_wait: Duration,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub common: etcd_common::runner::CommonArgs,
+}
+
+/// What the online phase learned from the member.
+#[derive(Debug, Clone, Default)]
+struct Live {
+    endpoint: String,
+    version: String,
+    member_id: u64,
+    /// Commit index after a linearizable read.
+    committed: u64,
+    /// Revision the linearizable read saw.
+    read_revision: i64,
+}
+
+/// Resolve the data dir: flag > upstream fact > env file.
+fn data_dir_of(a: &BackupArgs, up: &Facts, env: Option<&EnvFile>) -> Result<PathBuf> {
+    a.data_dir
+        .clone()
+        .or_else(|| {
+            up.get(keys::DATA_DIR)
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+        })
+        .or_else(|| env.and_then(|e| e.get("ETCD_DATA_DIR")).map(PathBuf::from))
+        .ok_or_else(|| Error::usage("--data-dir (or --env-file with ETCD_DATA_DIR) is required"))
+}
+
+/// `B` or `B.tar.gz`.
+pub fn final_path(backup_dir: &Path, archive: bool) -> PathBuf {
+    if archive {
+        let mut s = backup_dir.as_os_str().to_owned();
+        s.push(".tar.gz");
+        PathBuf::from(s)
+    } else {
+        backup_dir.to_path_buf()
+    }
+}
+
+/// Eight random bytes as a non-zero ID.
+fn random_id() -> Result<u64> {
+    let mut b = [0u8; 8];
+    let mut f = std::fs::File::open("/dev/urandom")
+        .map_err(|e| Error::io(format!("cannot open /dev/urandom: {e}")))?;
+    std::io::Read::read_exact(&mut f, &mut b)
+        .map_err(|e| Error::io(format!("cannot read /dev/urandom: {e}")))?;
+    Ok(u64::from_le_bytes(b).max(1))
+}
+
+async fn find_member(cfg: &ConnConfig, node_id: u64) -> Result<(etcd_client::Client, Live)> {
+    let mut seen = Vec::new();
+    for ep in &cfg.endpoints {
+        let mut c = match cfg.connect(std::slice::from_ref(ep)).await {
+            Ok(c) => c,
+            Err(e) => {
+                seen.push(e.message);
+                continue;
+            }
+        };
+        match cfg.call(format!("status of {ep}"), c.status()).await {
+            Ok(st) => {
+                let id = st.header().map_or(0, |h| h.member_id());
+                if id == node_id {
+                    let live = Live {
+                        endpoint: ep.clone(),
+                        version: st.version().to_string(),
+                        member_id: id,
+                        ..Default::default()
+                    };
+                    return Ok((c, live));
+                }
+                seen.push(format!("{ep} is member {}", ids::hex(id)));
+            }
+            Err(e) => seen.push(e.message),
+        }
+    }
+    let all_unreachable = seen.iter().all(|s| !s.contains(" is member "));
+    let msg = format!(
+        "no endpoint answers as member {} (the owner of the data dir): {}",
+        ids::hex(node_id),
+        seen.join("; ")
+    );
+    Err(if all_unreachable {
+        Error::unreachable(msg)
+    } else {
+        Error::refused(format!(
+            "{msg}; give the member's own client URL with --endpoints"
+        ))
+    })
+}
+
+/// Learn the committed index: a linearizable read, then the member's commit index.
+async fn committed_index(
+    cfg: &ConnConfig,
+    c: &mut etcd_client::Client,
+    live: &mut Live,
+) -> Result<()> {
+    let opts = etcd_client::GetOptions::new().with_count_only();
+    let r = cfg
+        .call(
+            format!("linearizable read on {}", live.endpoint),
+            c.get("etcd-wal-backup/barrier", Some(opts)),
+        )
+        .await?;
+    live.read_revision = r.header().map_or(0, |h| h.revision());
+    let st = cfg
+        .call(format!("status of {}", live.endpoint), c.status())
+        .await?;
+    live.committed = st.raft_index();
+    Ok(())
+}
+
+/// Stream the member's db into `dst` (0600), checking the server's sha256 trailer.
+async fn stream_db(
+    cfg: &ConnConfig,
+    c: &mut etcd_client::Client,
+    ep: &str,
+    dst: &Path,
+) -> Result<u64> {
+    use sha2::{Digest, Sha256};
+    let what = format!("snapshot stream from {ep}");
+    let mut stream = cfg.call(&what, c.snapshot()).await?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let mut h = Sha256::new();
+    let mut held: Vec<u8> = Vec::with_capacity(64);
+    let mut total: u64 = 0;
+    let stall = cfg.command_timeout.max(Duration::from_secs(10));
+    loop {
+        let msg = match tokio::time::timeout(stall, stream.message()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(etcd_common::conn::etcd_error(e, &what)),
+            Err(_) => {
+                return Err(Error::unreachable(format!(
+                    "{what}: stalled for {}",
+                    etcd_common::duration::display(stall)
+                )))
+            }
+        };
+        let blob = msg.blob();
+        total += blob.len() as u64;
+        held.extend_from_slice(blob);
+        if held.len() > 32 {
+            let out = held.len() - 32;
+            let chunk = held.get(..out).unwrap_or(&[]);
+            h.update(chunk);
+            f.write_all(chunk)
+                .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
+            held.drain(..out);
+        }
+    }
+    if total % 512 != 32 || held.len() != 32 {
+        return Err(Error::bad_input(format!(
+            "{what}: {total} bytes without the sha256 trailer (size % 512 != 32)"
+        )));
+    }
+    let got: [u8; 32] = h.finalize().into();
+    if got.as_slice() != held.as_slice() {
+        return Err(Error::bad_input(format!(
+            "{what}: sha256 mismatch: trailer {}, data {}",
+            etcd_disk::snapshot::hex(&held),
+            etcd_disk::snapshot::hex(&got)
+        )));
+    }
+    f.sync_all()
+        .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
+    Ok(total - 32)
+}
+
+/// Copy the db file of a stopped etcd (no lock held) into `dst`.
+fn copy_db(src: &Path, dst: &Path) -> Result<u64> {
+    let mut i = std::fs::File::open(src)
+        .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
+    let mut o = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let n = std::io::copy(&mut i, &mut o).map_err(|e| {
+        Error::io(format!(
+            "cannot copy {} to {}: {e}",
+            src.display(),
+            dst.display()
+        ))
+    })?;
+    o.sync_all()
+        .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
+    Ok(n)
+}
+
+/// The `.snap` to carry: the newest that loads, is recorded in the WAL, and has `index <= max`
+/// (the db's consistent index: etcd requires `consistent_index >= snapshot index`). A `.snap`
+/// that does not load and would otherwise have been chosen is an error (exit 3).
+fn choose_snap(
+    snap_dir: &Path,
+    wal_snaps: &[WalSnapshot],
+    max: u64,
+) -> Result<Option<(SnapFileInfo, RaftSnapshot)>> {
+    if !snap_dir.is_dir() {
+        return Ok(None);
+    }
+    for info in snap::list_snaps(snap_dir).map_err(disk_err)? {
+        if info.index > max && info.term != 0 {
+            continue;
+        }
+        match snap::read_snap(&info.path) {
+            Ok(s) => {
+                let m = &s.metadata;
+                if m.index <= max
+                    && wal_snaps
+                        .iter()
+                        .any(|w| w.index == m.index && w.term == m.term)
+                {
+                    return Ok(Some((info, s)));
+                }
+            }
+            Err(e) => return Err(disk_err(e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Read the member's WAL at the snapshot until it holds entry `x` (or `wait` passes).
+fn read_wal_until(dir: &Path, snap: (u64, u64), x: u64, wait: Duration) -> Result<WalContents> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let c = wal::read_at(dir, snap.0, snap.1).map_err(disk_err)?;
+        let last = c.entries.last().map_or(snap.0, |e| e.index);
+        if last >= x {
+            return Ok(c);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::io(format!(
+                "the WAL in {} ends at entry {last}, the committed index is {x}: not there after {}",
+                dir.display(),
+                etcd_common::duration::display(wait)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Why an entry was neutralised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Neutralised {
+    pub conf_changes: u64,
+    pub member_attributes: u64,
+    pub v3_requests: u64,
+    pub unknown_kept: u64,
+    pub v2_writes: u64,
+    pub v3_writes: u64,
+}
+
+/// Turn an entry into what the backup carries: membership changes (conf changes, member
+/// attribute publishes) and, without v3, v3 requests become empty entries with the same index
+/// and term (no renumbering, so the db's consistent index stays meaningful).
+pub fn neutralise(e: Entry, with_v3: bool, n: &mut Neutralised) -> Entry {
+    let blank = |e: &Entry| Entry {
+        r#type: entry_type::NORMAL,
+        term: e.term,
+        index: e.index,
+        data: None,
+    };
+    match e.r#type {
+        entry_type::CONF_CHANGE | entry_type::CONF_CHANGE_V2 => {
+            n.conf_changes += 1;
+            blank(&e)
+        }
+        entry_type::NORMAL => match entry::classify_normal(e.data.as_deref().unwrap_or(&[])) {
+            EntryKind::V2(r) if r.is_member_attributes() => {
+                n.member_attributes += 1;
+                blank(&e)
+            }
+            EntryKind::V2(r) => {
+                if r.is_user_write() {
+                    n.v2_writes += 1;
+                }
+                e
+            }
+            EntryKind::V3(r) if matches!(r.kind, V3Kind::ClusterMemberAttrSet { .. }) => {
+                n.member_attributes += 1;
+                blank(&e)
+            }
+            EntryKind::V3(r) if !with_v3 && r.has_header => {
+                n.v3_requests += 1;
+                blank(&e)
+            }
+            EntryKind::V3(r) => {
+                if !matches!(r.kind, V3Kind::Range | V3Kind::Empty) {
+                    n.v3_writes += 1;
+                }
+                e
+            }
+            EntryKind::Unknown(_) => {
+                n.unknown_kept += 1;
+                e
+            }
+            _ => e,
+        },
+        _ => {
+            n.unknown_kept += 1;
+            e
+        }
+    }
+}
+
+fn mkdir_0700(p: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .map_err(|e| Error::io(format!("cannot create {}: {e}", p.display())))
+}
+
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Write the new WAL: entries `(S, X]` neutralised, HardState commit X, then the snapshot
+/// record; the tail segment is truncated to its used length (etcd appends to it and cuts at
+/// 64 MB as usual).
+#[allow(clippy::too_many_arguments)]
+fn write_wal(
+    dst: &Path,
+    src: &WalContents,
+    x: u64,
+    snap_rec: Option<WalSnapshot>,
+    md: &Metadata,
+    term: u64,
+    with_v3: bool,
+    n: &mut Neutralised,
+) -> Result<u64> {
+    let mut w =
+        WalWriter::create_with(dst, &etcd_disk::proto::encode(md), WriterOptions::default())
+            .map_err(disk_err)?;
+    let mut rd = src.entry_reader();
+    let mut batch: Vec<Entry> = Vec::new();
+    let mut bytes = 0usize;
+    let mut count = 0u64;
+    let mut last_term = 0;
+    for loc in src.entries.iter().take_while(|l| l.index <= x) {
+        let e = rd.read(loc).map_err(disk_err)?;
+        bytes += e.data.as_ref().map_or(0, Vec::len) + 16;
+        last_term = e.term;
+        batch.push(neutralise(e, with_v3, n));
+        count += 1;
+        if bytes >= BATCH_BYTES {
+            w.save(&HardState::default(), &batch).map_err(disk_err)?;
+            batch.clear();
+            bytes = 0;
+        }
+    }
+    let hs = HardState {
+        term: term.max(last_term),
+        vote: 0,
+        commit: x,
+    };
+    w.save(&hs, &batch).map_err(disk_err)?;
+    if let Some(s) = snap_rec {
+        w.save_snapshot(&s).map_err(disk_err)?;
+    }
+    let used = w.offset();
+    let dir = w.finish().map_err(disk_err)?;
+    // Trim the preallocated zeros of the tail segment.
+    let segs = wal::list_segments(&dir).map_err(disk_err)?;
+    if let Some(last) = segs.last() {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&last.path)
+            .map_err(|e| Error::io(format!("cannot open {}: {e}", last.path.display())))?;
+        f.set_len(used)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(format!("cannot trim {}: {e}", last.path.display())))?;
+    }
+    Ok(count)
+}
+
+/// The whole `backup` run.
+pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
+    let env = match &a.env_file {
+        Some(p) => Some(EnvFile::load(p)?),
+        None => None,
+    };
+    let data_dir = data_dir_of(&a, upstream, env.as_ref())?;
+    let wal_dir = a.wal_dir.clone().or_else(|| {
+        env.as_ref()
+            .and_then(|e| e.get("ETCD_WAL_DIR"))
+            .map(PathBuf::from)
+    });
+    let ins = datadir::inspect(&data_dir, wal_dir.as_deref())
+        .map_err(|e| Error::bad_input(e.to_string()))?;
+    if !ins.is_etcd() || ins.wal_segments.is_empty() {
+        return Err(Error::bad_input(format!(
+            "{}: not an etcd data dir (no WAL segments in {})",
+            data_dir.display(),
+            ins.layout.wal_dir.display()
+        )));
+    }
+    let fin = final_path(&a.backup_dir, a.archive);
+    if fin.exists() {
+        return Err(Error::refused(format!(
+            "{} exists: refusing to overwrite a backup",
+            fin.display()
+        )));
+    }
+    let part = etcd_common::atomic::part_path(&a.backup_dir);
+    if part.exists() {
+        return Err(Error::refused(format!(
+            "{} exists (left by an interrupted run?): move it away first",
+            part.display()
+        )));
+    }
+    let locks = datadir::probe_locks(&ins).map_err(disk_err)?;
+    let running = locks.held();
+
+    // The WAL's identity (node and cluster ID) and snapshot records.
+    let scan = v2scan::scan_log(&ins.layout.wal_dir).map_err(disk_err)?;
+    let md = scan.metadata.clone().ok_or_else(|| {
+        Error::bad_input(format!(
+            "{}: no metadata record",
+            ins.layout.wal_dir.display()
+        ))
+    })?;
+
+    let guard = DirGuard::create(&part)?;
+    let member = part.join("member");
+    let snap_out = member.join("snap");
+    mkdir_0700(&snap_out)?;
+    let db_out = snap_out.join("db");
+
+    let mut live = None;
+    let mut notes: Vec<String> = Vec::new();
+    // Phase 1: the commit index and the db.
+    let (db_ci, db_rev, x) = if running {
+        let cfg = a.conn.resolve(upstream, &ProcessEnv, env.as_ref())?;
+        let (mut client, mut l) = find_member(&cfg, md.node_id).await?;
+        committed_index(&cfg, &mut client, &mut l).await?;
+        diag::info(&format!(
+            "{}: member {} committed index {} (after a linearizable read at revision {})",
+            l.endpoint,
+            ids::hex(l.member_id),
+            l.committed,
+            l.read_revision
+        ));
+        let (ci, rev) = if a.without_v3 {
+            (None, None)
+        } else {
+            stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?;
+            let db = BoltDb::open(&db_out).map_err(disk_err)?;
+            let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
+            (s.consistent_index, Some(s.revision))
+        };
+        let x = l.committed.max(ci.unwrap_or(0));
+        live = Some(l);
+        (ci, rev, x)
+    } else {
+        notes.push(
+            "etcd is not running on the data dir: the db is copied from disk and every entry in the WAL is carried (the persisted commit index may lag the last acknowledged write)"
+                .into(),
+        );
+        let (ci, rev) = if a.without_v3 || !ins.db_exists {
+            (None, None)
+        } else {
+            copy_db(&ins.layout.db, &db_out)?;
+            let db = BoltDb::open(&db_out).map_err(disk_err)?;
+            let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
+            (s.consistent_index, Some(s.revision))
+        };
+        let x = scan
+            .last_index()
+            .unwrap_or(0)
+            .max(scan.hard_state.commit)
+            .max(ci.unwrap_or(0));
+        (ci, rev, x)
+    };
+
+    // Phase 2: the .snap (S <= consistent index, recorded in the WAL) and the WAL up to X.
+    let snap_max = db_ci.unwrap_or(x).min(x);
+    let snaps = {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match choose_snap(&ins.layout.snap_dir, &scan.snapshots, snap_max) {
+                Err(e) if running && attempt < 3 => {
+                    diag::debug(&format!("retrying after: {}", e.message));
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                r => break r?,
+            }
+        }
+    };
+    let (s_index, s_term) = snaps
+        .as_ref()
+        .map_or((0, 0), |(_, s)| (s.metadata.index, s.metadata.term));
+    let wait = if running { a.wal_wait } else { Duration::ZERO };
+    let wal_dir_src = ins.layout.wal_dir.clone();
+    let contents = tokio::task::spawn_blocking(move || {
+        read_wal_until(&wal_dir_src, (s_index, s_term), x, wait)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("wal reader: {e}")))??;
+    if s_index > 0 {
+        contents.require_snapshot().map_err(disk_err)?;
+    }
+    if let Some(first) = contents.entries.first() {
+        if first.index != s_index + 1 {
+            return Err(Error::bad_input(format!(
+                "{}: the WAL starts at entry {} after the snapshot at {s_index}: entries are missing",
+                ins.layout.wal_dir.display(),
+                first.index
+            )));
+        }
+    }
+    let x_term = contents
+        .entries
+        .iter()
+        .find(|e| e.index == x)
+        .map_or(s_term, |e| e.term);
+
+    // Phase 3: write the backup.
+    let new_md = Metadata {
+        node_id: random_id()?,
+        cluster_id: random_id()?,
+    };
+    let mut neut = Neutralised::default();
+    let snap_rec = snaps.as_ref().map(|(_, s)| WalSnapshot {
+        index: s.metadata.index,
+        term: s.metadata.term,
+        conf_state: Some(s.metadata.conf_state.clone()),
+    });
+    let wal_out = member.join("wal");
+    let with_v3 = !a.without_v3;
+    let hs_term = contents.hard_state.term;
+    let (count, contents) = {
+        let wal_out = wal_out.clone();
+        let new_md = new_md.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = write_wal(
+                &wal_out, &contents, x, snap_rec, &new_md, hs_term, with_v3, &mut neut,
+            );
+            n.map(|c| ((c, neut), contents))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("wal writer: {e}")))??
+    };
+    let (entries, neut) = count;
+    if let Some((info, _)) = &snaps {
+        let name = info.path.file_name().map(PathBuf::from).unwrap_or_default();
+        let dst = snap_out.join(&name);
+        std::fs::copy(&info.path, &dst)
+            .map_err(|e| Error::io(format!("cannot copy {}: {e}", info.path.display())))?;
+        std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(|e| Error::io(format!("cannot chmod {}: {e}", dst.display())))?;
+        // A .snap may have been rewritten while we copied: check the copy still loads.
+        snap::read_snap(&dst).map_err(disk_err)?;
+        OpenOptions::new()
+            .write(true)
+            .open(&dst)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
+    }
+    if a.without_v3 || !db_out.exists() {
+        // A db holding only meta/consistent_index = X (and term), as etcdctl backup does
+        // without --with-v3: etcd creates the other buckets at startup.
+        let mut ed = bolt::write::Edits::new();
+        ed.put(b"meta", b"consistent_index", &x.to_be_bytes())
+            .and_then(|_| ed.put(b"meta", b"term", &x_term.to_be_bytes()))
+            .map_err(disk_err)?;
+        bolt::write::create(4096, &ed, &db_out).map_err(disk_err)?;
+    }
+    etcd_common::atomic::fsync_dir(&snap_out)
+        .and_then(|_| etcd_common::atomic::fsync_dir(&member))
+        .map_err(|e| Error::io(format!("cannot fsync {}: {e}", member.display())))?;
+
+    let complete_rev = match (&live, db_rev) {
+        (Some(l), r) => Some(l.read_revision.max(r.unwrap_or(0))),
+        (None, r) => r,
+    };
+    let m = Manifest {
+        format: manifest::FORMAT.into(),
+        created_at: manifest::now_rfc3339(),
+        tool_version: etcd_common::runner::TOOL_VERSION.into(),
+        source_data_dir: ins.layout.data_dir.display().to_string(),
+        source_member_id: ids::hex(md.node_id),
+        source_cluster_id: ids::hex(md.cluster_id),
+        source_endpoint: live.as_ref().map(|l| l.endpoint.clone()),
+        source_etcd_version: live.as_ref().map(|l| l.version.clone()),
+        online: running,
+        member_id: ids::hex(new_md.node_id),
+        cluster_id: ids::hex(new_md.cluster_id),
+        with_v3,
+        complete_to_index: x,
+        complete_to_revision: if with_v3 { complete_rev } else { None },
+        committed_index: live.as_ref().map(|l| l.committed),
+        consistent_index: db_ci,
+        snapshot_index: s_index,
+        snapshot_term: s_term,
+        entries,
+        neutralised: neut,
+        files: Vec::<FileEntry>::new(),
+    };
+    let m = manifest::write(&part, m)?;
+    let files_total: u64 = m.files.iter().map(|f| f.size_bytes).sum();
+
+    // Phase 4: into place.
+    let out_path = if a.archive {
+        manifest::archive(&part, &fin)?;
+        guard.remove();
+        fin.clone()
+    } else {
+        guard.commit(&fin)?;
+        fin.clone()
+    };
+    drop(contents);
+
+    let mut facts = Facts::new();
+    facts.insert(keys::DATA_DIR.into(), json!(ins.layout.data_dir));
+    facts.insert(keys::BACKUP_METHOD.into(), json!("v2"));
+    if let Some(l) = &live {
+        facts.insert(keys::ETCD_VERSION.into(), json!(l.version));
+        facts.insert(keys::ENDPOINTS.into(), json!([l.endpoint]));
+    }
+    facts.insert(keys::MEMBER_ID.into(), json!(ids::hex(md.node_id)));
+    facts.insert(keys::CLUSTER_ID.into(), json!(ids::hex(md.cluster_id)));
+    facts.insert(
+        "backup".into(),
+        json!({
+            "path": out_path,
+            "archive": a.archive,
+            "method": "v2",
+            "with_v3": with_v3,
+            "online": running,
+            "complete_to_index": x,
+            "complete_to_revision": m.complete_to_revision,
+            "committed_index": m.committed_index,
+            "consistent_index": db_ci,
+            "snapshot_index": s_index,
+            "entries": entries,
+            "v2_writes": neut.v2_writes,
+            "member_id": m.member_id,
+            "cluster_id": m.cluster_id,
+            "size_bytes": files_total,
+            "files": m.files.iter().map(|f| json!({"path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
+            "start_with": "--force-new-cluster",
+        }),
+    );
+    let summary = format!(
+        "backup of member {} written to {}: complete to raft index {x}{}; {} entries ({} membership entries neutralised), {}",
+        ids::hex(md.node_id),
+        out_path.display(),
+        m.complete_to_revision
+            .map(|r| format!(" and revision {r}"))
+            .unwrap_or_default(),
+        entries,
+        neut.conf_changes + neut.member_attributes,
+        if with_v3 { "with the v3 db" } else { "without v3 data" }
+    );
+    Ok(Outcome {
+        changed: true,
+        facts,
+        data: json!({"manifest": m, "notes": notes, "locks": locks.describe_held()}),
+        warnings: if neut.unknown_kept > 0 {
+            vec![format!(
+                "{} entries of unknown kind carried unchanged",
+                neut.unknown_kept
+            )]
+        } else {
+            Vec::new()
+        },
+        summary,
+        failure: None,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use etcd_disk::proto::{
+        encode, ConfChange, InternalRaftRequest, PutRequest, Request, RequestHeader,
+    };
+
+    fn normal(i: u64, d: Vec<u8>) -> Entry {
+        Entry {
+            r#type: entry_type::NORMAL,
+            term: 2,
+            index: i,
+            data: Some(d),
+        }
+    }
+
+    #[test]
+    fn neutralisation_in_place() {
+        let mut n = Neutralised::default();
+        let cc = Entry {
+            r#type: entry_type::CONF_CHANGE,
+            term: 2,
+            index: 7,
+            data: Some(encode(&ConfChange {
+                id: 1,
+                r#type: 0,
+                node_id: 5,
+                context: None,
+            })),
+        };
+        let b = neutralise(cc, true, &mut n);
+        assert_eq!((b.r#type, b.term, b.index, b.data), (0, 2, 7, None));
+        let attr = normal(
+            8,
+            encode(&Request {
+                id: 1,
+                method: b"PUT".to_vec(),
+                path: b"/0/members/4f6e8cdffebd6727/attributes".to_vec(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(neutralise(attr, true, &mut n).data, None);
+        let user = normal(
+            9,
+            encode(&Request {
+                id: 1,
+                method: b"PUT".to_vec(),
+                path: b"/1/a".to_vec(),
+                ..Default::default()
+            }),
+        );
+        assert!(neutralise(user.clone(), false, &mut n).data.is_some());
+        let put = normal(
+            10,
+            encode(&InternalRaftRequest {
+                put: Some(PutRequest {
+                    key: b"k".to_vec(),
+                    ..Default::default()
+                }),
+                header: Some(RequestHeader {
+                    id: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        );
+        assert!(neutralise(put.clone(), true, &mut n).data.is_some());
+        let blanked = neutralise(put, false, &mut n);
+        assert_eq!((blanked.index, blanked.data), (10, None));
+        assert_eq!(
+            n,
+            Neutralised {
+                conf_changes: 1,
+                member_attributes: 1,
+                v3_requests: 1,
+                unknown_kept: 0,
+                v2_writes: 1,
+                v3_writes: 1
+            }
+        );
+    }
+
+    #[test]
+    fn archive_name() {
+        assert_eq!(
+            final_path(Path::new("/b/x"), true),
+            PathBuf::from("/b/x.tar.gz")
+        );
+        assert_eq!(final_path(Path::new("/b/x"), false), PathBuf::from("/b/x"));
+    }
+}

@@ -1,0 +1,339 @@
+//! The backup's `manifest.json` (what it is, up to which index and revision it is complete,
+//! the sha256 of every file) and the `.tar.gz` form.
+//!
+//! Archives use the `tar` crate (the one cargo itself uses to pack and unpack crates: well
+//! kept, streaming, path-traversal checks on unpack) over `flate2`.
+
+use crate::backup::Neutralised;
+use etcd_common::atomic::{self, AtomicFile};
+use etcd_common::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "etcd-wal-backup/1";
+pub const NAME: &str = "manifest.json";
+
+/// One file of the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the backup dir (`member/wal/…`).
+    pub path: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// Octal mode etcd uses for it (`0600`, `0644`).
+    pub mode: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub created_at: String,
+    pub tool_version: String,
+    pub source_data_dir: String,
+    pub source_member_id: String,
+    pub source_cluster_id: String,
+    pub source_endpoint: Option<String>,
+    pub source_etcd_version: Option<String>,
+    /// Taken while etcd ran (commit index learned from the member).
+    pub online: bool,
+    /// New IDs in the WAL metadata.
+    pub member_id: String,
+    pub cluster_id: String,
+    pub with_v3: bool,
+    /// Every entry up to this raft index is in the backup.
+    pub complete_to_index: u64,
+    /// Every v3 write up to this revision is in the backup.
+    pub complete_to_revision: Option<i64>,
+    pub committed_index: Option<u64>,
+    pub consistent_index: Option<u64>,
+    pub snapshot_index: u64,
+    pub snapshot_term: u64,
+    pub entries: u64,
+    pub neutralised: Neutralised,
+    pub files: Vec<FileEntry>,
+}
+
+/// RFC 3339 UTC of now (no date crate needed).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// sha256 and size of a file, streamed.
+pub fn sha256_file(p: &Path) -> Result<(String, u64)> {
+    let mut f = std::fs::File::open(p)
+        .map_err(|e| Error::io(format!("cannot open {}: {e}", p.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("cannot read {}: {e}", p.display())))?;
+        if k == 0 {
+            break;
+        }
+        h.update(buf.get(..k).unwrap_or(&[]));
+        n += k as u64;
+    }
+    Ok((etcd_disk::snapshot::hex(&h.finalize()), n))
+}
+
+/// The files of a backup dir (relative paths under `member/`), sorted.
+pub fn list_files(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root.join("member")).sort_by_file_name() {
+        let e = e.map_err(|e| Error::io(format!("cannot list {}: {e}", root.display())))?;
+        if e.file_type().is_file() {
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .map_err(|_| Error::internal("path outside the backup"))?;
+            out.push(rel.display().to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The mode etcd gives a backup file.
+pub fn mode_for(rel: &str) -> u32 {
+    if rel.ends_with(".snap") {
+        0o644
+    } else {
+        0o600
+    }
+}
+
+/// Whether a relative path may appear in a backup.
+pub fn allowed_path(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let ok_name =
+        |n: &str| !n.is_empty() && n != "." && n != ".." && n.bytes().all(|b| b.is_ascii_graphic());
+    match parts.as_slice() {
+        [m] => *m == NAME,
+        ["member", "snap", n] => ok_name(n) && (*n == "db" || n.ends_with(".snap")),
+        ["member", "wal", n] => ok_name(n) && n.ends_with(".wal"),
+        _ => false,
+    }
+}
+
+/// Hash every file under `root/member`, fill `m.files`, write `root/manifest.json`.
+pub fn write(root: &Path, mut m: Manifest) -> Result<Manifest> {
+    m.files.clear();
+    for rel in list_files(root)? {
+        let (sha, size) = sha256_file(&root.join(&rel))?;
+        m.files.push(FileEntry {
+            mode: format!("{:04o}", mode_for(&rel)),
+            path: rel,
+            size_bytes: size,
+            sha256: sha,
+        });
+    }
+    let mut text =
+        serde_json::to_string_pretty(&m).map_err(|e| Error::internal(format!("manifest: {e}")))?;
+    text.push('\n');
+    atomic::write_file(&root.join(NAME), text.as_bytes(), 0o600)?;
+    Ok(m)
+}
+
+/// Read `manifest.json` of a backup dir.
+pub fn read(root: &Path) -> Result<Manifest> {
+    let p = root.join(NAME);
+    let text = std::fs::read(&p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::bad_input(format!(
+                "{}: not an etcd-wal-backup backup (no {NAME})",
+                root.display()
+            ))
+        } else {
+            Error::io(format!("cannot read {}: {e}", p.display()))
+        }
+    })?;
+    let m: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| Error::bad_input(format!("{}: {e}", p.display())))?;
+    if m.format != FORMAT {
+        return Err(Error::bad_input(format!(
+            "{}: format {:?}, this tool reads {FORMAT:?}",
+            p.display(),
+            m.format
+        )));
+    }
+    for f in &m.files {
+        if !allowed_path(&f.path) {
+            return Err(Error::bad_input(format!(
+                "{}: unexpected file {:?}",
+                p.display(),
+                f.path
+            )));
+        }
+    }
+    Ok(m)
+}
+
+/// Check every file of the manifest (size and sha256) under `root`; nothing else may be there.
+pub fn verify(root: &Path, m: &Manifest) -> Result<()> {
+    let present = list_files(root)?;
+    for rel in &present {
+        if !m.files.iter().any(|f| &f.path == rel) {
+            return Err(Error::bad_input(format!(
+                "{}: {rel} is not in the manifest",
+                root.display()
+            )));
+        }
+    }
+    for f in &m.files {
+        let p = root.join(&f.path);
+        if !p.is_file() {
+            return Err(Error::bad_input(format!("{}: missing", p.display())));
+        }
+        let (sha, size) = sha256_file(&p)?;
+        if size != f.size_bytes || sha != f.sha256 {
+            return Err(Error::bad_input(format!(
+                "{}: sha256 {sha} ({size} bytes), the manifest says {} ({} bytes)",
+                p.display(),
+                f.sha256,
+                f.size_bytes
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Pack `root` (manifest first, then the files) into `dst` (`.part` → fsync → rename).
+pub fn archive(root: &Path, dst: &Path) -> Result<()> {
+    let m = read(root)?;
+    let f = AtomicFile::create(dst, 0o600)?;
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut tb = tar::Builder::new(gz);
+    tb.mode(tar::HeaderMode::Deterministic);
+    let mut names: Vec<(String, u32)> = vec![(NAME.to_string(), 0o600)];
+    names.extend(m.files.iter().map(|f| (f.path.clone(), mode_for(&f.path))));
+    for (rel, mode) in names {
+        let p = root.join(&rel);
+        let mut file = std::fs::File::open(&p)
+            .map_err(|e| Error::io(format!("cannot open {}: {e}", p.display())))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}: {e}", p.display())))?
+            .len();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(mode);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mtime(0);
+        tb.append_data(&mut h, &rel, &mut file)
+            .map_err(|e| Error::io(format!("cannot archive {}: {e}", p.display())))?;
+    }
+    let gz = tb
+        .into_inner()
+        .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
+    let mut f = gz
+        .finish()
+        .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
+    f.flush()
+        .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
+    f.commit()
+}
+
+/// Unpack an archive made by [`archive`] into the new dir `dst` (only the expected paths;
+/// anything else is bad input). Files get etcd's modes.
+pub fn unpack(src: &Path, dst: &Path) -> Result<()> {
+    let f = std::fs::File::open(src).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            Error::bad_input
+        } else {
+            Error::io
+        };
+        kind(format!("cannot open {}: {e}", src.display()))
+    })?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let bad = |m: String| Error::bad_input(format!("{}: {m}", src.display()));
+    let entries = ar.entries().map_err(|e| bad(e.to_string()))?;
+    for ent in entries {
+        let mut ent = ent.map_err(|e| bad(e.to_string()))?;
+        if ent.header().entry_type() != tar::EntryType::Regular {
+            return Err(bad(format!(
+                "unexpected entry type {:?}",
+                ent.header().entry_type()
+            )));
+        }
+        let rel: PathBuf = ent.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let rel_s = rel.to_string_lossy().to_string();
+        if !allowed_path(&rel_s) {
+            return Err(bad(format!("unexpected file {rel_s:?}")));
+        }
+        let out = dst.join(&rel);
+        if let Some(parent) = out.parent() {
+            crate::mkdir_0700(parent)?;
+        }
+        let mut o = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)
+            .map_err(|e| Error::io(format!("cannot create {}: {e}", out.display())))?;
+        std::io::copy(&mut ent, &mut o).map_err(|e| bad(format!("{rel_s}: {e}")))?;
+        o.set_permissions(std::fs::Permissions::from_mode(mode_for(&rel_s)))
+            .and_then(|_| o.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {}: {e}", out.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn paths() {
+        assert!(allowed_path("manifest.json"));
+        assert!(allowed_path("member/snap/db"));
+        assert!(allowed_path(
+            "member/snap/0000000000000002-0000000000000010.snap"
+        ));
+        assert!(allowed_path(
+            "member/wal/0000000000000000-0000000000000000.wal"
+        ));
+        assert!(!allowed_path("member/wal/../../etc/passwd.wal"));
+        assert!(!allowed_path("/etc/passwd"));
+        assert!(!allowed_path("member/snap/x"));
+        assert!(!allowed_path("member/wal/a b.wal"));
+    }
+}

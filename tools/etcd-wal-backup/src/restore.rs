@@ -1,0 +1,279 @@
+//! `restore`: put a backup in place as `DATA_DIR/member` (step 3 of the v2 restore procedure).
+//!
+//! Every file is checked against the manifest's sha256 before anything appears under the
+//! data dir. The member dir is built as `DATA_DIR/member.part` (dirs 0700, WAL and db 0600,
+//! `.snap` 0644 as etcd writes them), fsynced and renamed to `DATA_DIR/member`. An existing
+//! `member` dir (or `.wal` files in a separate WAL dir) is refused: purge (move aside) first.
+
+use crate::manifest::{self, Manifest};
+use crate::{mkdir_0700, DirGuard};
+use etcd_common::envelope::{keys, Facts};
+use etcd_common::envfile::EnvFile;
+use etcd_common::{Error, Outcome, Result};
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Flags of `restore`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RestoreArgs {
+    /// The backup: a directory or a .tar.gz written by `backup` (default: facts.backup.path)
+    #[arg(long, value_name = "DIR|FILE")]
+    pub backup_dir: Option<PathBuf>,
+    /// The data dir to put it in (default: ETCD_DATA_DIR of --env-file)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Put the WAL in this separate dir (etcd's --wal-dir; default DATA_DIR/member/wal)
+    #[arg(long, value_name = "DIR")]
+    pub wal_dir: Option<PathBuf>,
+    /// etcd's settings file: ETCD_DATA_DIR, ETCD_WAL_DIR, ETCD_NAME
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The member name etcd will be started with (for the next-step facts; default ETCD_NAME)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub common: etcd_common::runner::CommonArgs,
+}
+
+fn is_archive(p: &Path) -> bool {
+    p.is_file()
+}
+
+fn has_wal_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        })
+        .unwrap_or(false)
+}
+
+/// Copy `src` to `dst` with `mode`, fsynced.
+fn copy_file(src: &Path, dst: &Path, mode: u32) -> Result<()> {
+    let mut i = std::fs::File::open(src)
+        .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
+    let mut o = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    std::io::copy(&mut i, &mut o)
+        .map_err(|e| Error::io(format!("cannot copy {}: {e}", src.display())))?;
+    o.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|_| o.sync_all())
+        .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))
+}
+
+pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
+    let env = match &a.env_file {
+        Some(p) => Some(EnvFile::load(p)?),
+        None => None,
+    };
+    let src = a
+        .backup_dir
+        .clone()
+        .or_else(|| {
+            upstream
+                .get("backup")
+                .and_then(|b| b.get("path"))
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+        })
+        .ok_or_else(|| Error::usage("--backup-dir is required (or facts.backup.path on stdin)"))?;
+    let data_dir = a
+        .data_dir
+        .clone()
+        .or_else(|| {
+            env.as_ref()
+                .and_then(|e| e.get("ETCD_DATA_DIR"))
+                .map(PathBuf::from)
+        })
+        .ok_or_else(|| Error::usage("--data-dir (or --env-file with ETCD_DATA_DIR) is required"))?;
+    let wal_dir = a.wal_dir.clone().or_else(|| {
+        env.as_ref()
+            .and_then(|e| e.get("ETCD_WAL_DIR"))
+            .map(PathBuf::from)
+    });
+    let name = a.name.clone().or_else(|| {
+        env.as_ref()
+            .and_then(|e| e.get("ETCD_NAME"))
+            .map(str::to_string)
+    });
+    if !src.exists() {
+        return Err(Error::bad_input(format!(
+            "{}: no such backup",
+            src.display()
+        )));
+    }
+    let ins = etcd_disk::datadir::inspect(&data_dir, wal_dir.as_deref())
+        .map_err(|e| Error::bad_input(e.to_string()))?;
+    let layout = ins.layout.clone();
+    if ins.member_exists || std::fs::symlink_metadata(&layout.member_dir).is_ok() {
+        return Err(Error::refused(format!(
+            "{} exists: purge (move aside) the member dir first",
+            layout.member_dir.display()
+        )));
+    }
+    if layout.separate_wal && has_wal_files(&layout.wal_dir) {
+        return Err(Error::refused(format!(
+            "{} holds .wal files: purge (move aside) the WAL dir first",
+            layout.wal_dir.display()
+        )));
+    }
+    if layout.separate_wal && layout.wal_dir.exists() {
+        let empty = std::fs::read_dir(&layout.wal_dir)
+            .map(|mut rd| rd.next().is_none())
+            .unwrap_or(false);
+        if !empty {
+            return Err(Error::refused(format!(
+                "{} is not empty",
+                layout.wal_dir.display()
+            )));
+        }
+    }
+    mkdir_0700(&layout.data_dir)?;
+    let part = etcd_common::atomic::part_path(&layout.member_dir);
+    if part.exists() {
+        return Err(Error::refused(format!(
+            "{} exists (left by an interrupted run?): move it away first",
+            part.display()
+        )));
+    }
+
+    // Stage: the backup's files under a temporary dir inside the data dir (same filesystem).
+    let stage_path = layout.data_dir.join(".etcd-wal-backup.restore.part");
+    if stage_path.exists() {
+        return Err(Error::refused(format!(
+            "{} exists (left by an interrupted run?): move it away first",
+            stage_path.display()
+        )));
+    }
+    let stage = DirGuard::create(&stage_path)?;
+    let (root, m): (PathBuf, Manifest) = if is_archive(&src) {
+        manifest::unpack(&src, stage.path())?;
+        let m = manifest::read(stage.path())?;
+        (stage.path().to_path_buf(), m)
+    } else {
+        (src.clone(), manifest::read(&src)?)
+    };
+    manifest::verify(&root, &m)?;
+
+    // Build member.part with etcd's modes.
+    let member = DirGuard::create(&part)?;
+    for f in &m.files {
+        let rel = Path::new(&f.path)
+            .strip_prefix("member")
+            .map_err(|_| Error::bad_input(format!("unexpected file {}", f.path)))?;
+        let dst = member.path().join(rel);
+        if let Some(parent) = dst.parent() {
+            mkdir_0700(parent)?;
+        }
+        let from = root.join(&f.path);
+        if root == stage.path() {
+            std::fs::rename(&from, &dst).map_err(|e| {
+                Error::io(format!(
+                    "cannot move {} to {}: {e}",
+                    from.display(),
+                    dst.display()
+                ))
+            })?;
+            std::fs::set_permissions(
+                &dst,
+                std::fs::Permissions::from_mode(manifest::mode_for(&f.path)),
+            )
+            .map_err(|e| Error::io(format!("cannot chmod {}: {e}", dst.display())))?;
+        } else {
+            copy_file(&from, &dst, manifest::mode_for(&f.path))?;
+        }
+    }
+    for sub in ["snap", "wal"] {
+        let d = member.path().join(sub);
+        mkdir_0700(&d)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(format!("cannot chmod {}: {e}", d.display())))?;
+        etcd_common::atomic::fsync_dir(&d)
+            .map_err(|e| Error::io(format!("cannot fsync {}: {e}", d.display())))?;
+    }
+    // A separate WAL dir gets the segments; member/wal stays as etcd leaves it (absent).
+    if layout.separate_wal {
+        let from = member.path().join("wal");
+        if layout.wal_dir.exists() {
+            std::fs::remove_dir(&layout.wal_dir).map_err(|e| {
+                Error::io(format!(
+                    "cannot replace empty {}: {e}",
+                    layout.wal_dir.display()
+                ))
+            })?;
+        }
+        if let Some(p) = layout.wal_dir.parent() {
+            mkdir_0700(p)?;
+        }
+        std::fs::rename(&from, &layout.wal_dir).map_err(|e| {
+            Error::io(format!(
+                "cannot move the WAL to {}: {e}",
+                layout.wal_dir.display()
+            ))
+        })?;
+        etcd_common::atomic::fsync_dir(&etcd_common::atomic::parent_of(&layout.wal_dir))
+            .map_err(|e| Error::io(format!("cannot fsync: {e}")))?;
+    }
+    member.commit(&layout.member_dir)?;
+    std::fs::set_permissions(&layout.data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(format!("cannot chmod {}: {e}", layout.data_dir.display())))?;
+    stage.remove();
+
+    let mut flags = vec![
+        "--force-new-cluster".to_string(),
+        format!("--data-dir={}", layout.data_dir.display()),
+    ];
+    if let Some(n) = &name {
+        flags.insert(1, format!("--name={n}"));
+    }
+    if layout.separate_wal {
+        flags.push(format!("--wal-dir={}", layout.wal_dir.display()));
+    }
+    let mut facts = Facts::new();
+    facts.insert(keys::DATA_DIR.into(), json!(layout.data_dir));
+    facts.insert(keys::MEMBER_ID.into(), json!(m.member_id));
+    facts.insert(keys::CLUSTER_ID.into(), json!(m.cluster_id));
+    facts.insert(
+        "restore".into(),
+        json!({
+            "from": src,
+            "data_dir": layout.data_dir,
+            "member_dir": layout.member_dir,
+            "wal_dir": layout.wal_dir,
+            "name": name,
+            "member_id": m.member_id,
+            "cluster_id": m.cluster_id,
+            "complete_to_index": m.complete_to_index,
+            "complete_to_revision": m.complete_to_revision,
+            "with_v3": m.with_v3,
+        }),
+    );
+    facts.insert(
+        "next".into(),
+        json!({
+            "action": "start etcd on this host alone with --force-new-cluster (every other member stopped and purged), then fix its peer URL (it comes up as http://localhost:2380) before adding members",
+            "force_new_cluster": true,
+            "name": name,
+            "data_dir": layout.data_dir,
+            "flags": flags,
+        }),
+    );
+    let summary = format!(
+        "backup {} put in place as {}: start etcd with {}",
+        src.display(),
+        layout.member_dir.display(),
+        flags.join(" ")
+    );
+    Ok(Outcome {
+        changed: true,
+        facts,
+        data: json!({"manifest": m}),
+        warnings: Vec::new(),
+        summary,
+        failure: None,
+    })
+}
