@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N] [--etcd 3.4.23|3.5.1|both] [--no-write]
 
 Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
-Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster).
+Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
+etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
+snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, and vs a plain cp of the file).
 The table is printed on stdout and written into BENCHMARKS.md unless --no-write.";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
