@@ -17,7 +17,20 @@ fn tools() -> Vec<(clap::Command, ManExtra)> {
     let mut v = vec![
         (etcd_health::Args::command(), etcd_health::man()),
         (etcd_snap::Args::command(), etcd_snap::man()),
+        (etcd_purge::Args::command(), etcd_purge::man()),
+        (etcd_member_fix::Args::command(), etcd_member_fix::man()),
+        (etcd_rejoin::Args::command(), etcd_rejoin::man()),
     ];
+    let rejoin = etcd_rejoin::Args::command();
+    for sub in rejoin.get_subcommands() {
+        let name = format!("etcd-rejoin-{}", sub.get_name());
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let sub = sub
+            .clone()
+            .name(name)
+            .version(env!("CARGO_PKG_VERSION"));
+        v.push((sub, etcd_rejoin::man()));
+    }
     // One page per subcommand (the parent page refers to them as etcd-snap-<sub>(1)).
     let snap = etcd_snap::Args::command();
     for sub in snap.get_subcommands() {
