@@ -4,6 +4,7 @@
 //! the tools or the end-to-end crate first run `deps`, then build and run them with cargo.
 
 mod deps;
+mod fuzz;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -14,10 +15,12 @@ const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
   deps            install what is missing (protoc, etcd 3.4.23, etcd 3.5.1, shellcheck); print where etcd is, as JSON
-  test            deps, fmt, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check
+  test            deps, fmt, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check, fuzz 15 s
   man [--check]   render man/*.1 from the tools' clap definitions (--check: fail when stale)
   demo [ARGS]     a local 3-member etcd cluster: write data, check health (see `cargo xtask demo --help`)
   bench [ARGS]    our tools and etcdctl/etcdutl side by side on the same data; medians and ratios
+  fuzz [--seconds N] [wal|snap|bolt...]
+                  libFuzzer on etcd-disk's WAL, snap and bbolt readers (stable Rust; N split over targets)
 ";
 
 fn main() {
@@ -56,6 +59,10 @@ fn real_main() -> Result<()> {
             args.extend(rest.iter().map(String::as_str));
             build_tools(&root, false)?;
             cargo(&root, &args)
+        }
+        Some("fuzz") => {
+            let o = fuzz::parse(&rest)?;
+            fuzz::fuzz(&root, &o)
         }
         Some("bench") => {
             deps::ensure(&root)?;
@@ -174,6 +181,18 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
         || cargo(root, &test_args),
     )?;
     step("man --check", || man(root, true))?;
+    step(
+        "fuzz (short run: etcd-disk's WAL, snap and bbolt readers)",
+        || {
+            fuzz::fuzz(
+                root,
+                &fuzz::Opts {
+                    seconds: 15,
+                    targets: fuzz::TARGETS.iter().map(|t| t.to_string()).collect(),
+                },
+            )
+        },
+    )?;
     eprintln!(
         "xtask test: all steps passed in {:.0}s",
         t0.elapsed().as_secs_f64()

@@ -1,0 +1,15 @@
+//! libFuzzer target: etcd-disk's bolt reader (see `etcd_rescue_fuzz::bolt`).
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+#[global_allocator]
+static ALLOC: etcd_rescue_fuzz::LimitAlloc = etcd_rescue_fuzz::LimitAlloc;
+
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let dir = DIR.get_or_init(|| etcd_rescue_fuzz::scratch("bolt"));
+    etcd_rescue_fuzz::bolt(dir, data);
+});
