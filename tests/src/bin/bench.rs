@@ -13,6 +13,8 @@ Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-
 Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
 etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
 snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, and vs a plain cp of the file).
+Reader throughput: disk-wal-read (CRC-verified WAL scan vs cat), disk-bolt-scan (full bbolt scan +
+hash vs etcdctl/etcdutl snapshot status), on member 0's files after stopping it; MB/s in the names.
 The table is printed on stdout and written into BENCHMARKS.md unless --no-write.";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -244,6 +246,7 @@ async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
         "etcdctl endpoint health --cluster",
         s,
     ));
+    rows.extend(disk_cases(o, v, c).await?);
     Ok(rows)
 }
 
@@ -302,4 +305,115 @@ async fn run() -> Result<()> {
         write_benchmarks(&rows)?;
     }
     Ok(())
+}
+
+/// etcd-disk reader throughput (issue 3) on member 0's files, after stopping it: the
+/// CRC-verified WAL scan (`examples/wal_read`, reference: `cat` of the segment files) and the
+/// full bbolt scan that `snapshot status` does (`examples/bolt_scan`: every page checked, every
+/// key and value hashed; reference: `etcdctl`/`etcdutl snapshot status`). MB/s (of the medians)
+/// go into the names, as the table has no column for them.
+async fn disk_cases(o: &Opts, v: Version, mut c: Cluster) -> Result<Vec<Row>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--package", "etcd-disk"])
+        .args(["--example", "wal_read", "--example", "bolt_scan"])
+        .current_dir(workspace_root())
+        .status()
+        .context("cargo build --examples")?;
+    if !st.success() {
+        bail!("building etcd-disk's examples failed ({st})");
+    }
+    let ex = etcd_rescue_tests::target_dir().join("release/examples");
+    c.stop_member(0).await?;
+    let dd = c.members[0].data_dir.clone();
+    let wal_dir = dd.join("member/wal");
+    let db = dd.join("member/snap/db");
+    let segs = etcd_disk::wal::list_segments(&wal_dir)?;
+    // Log bytes: closed segments whole, the last one up to its zeroed preallocated tail.
+    let mut r = etcd_disk::wal::RecordReader::new(segs.clone());
+    while r.next_record()?.is_some() {}
+    let mut wal_bytes = r.last_valid_offset();
+    for s in segs.iter().take(segs.len().saturating_sub(1)) {
+        wal_bytes += std::fs::metadata(&s.path)?.len();
+    }
+    let db_bytes = std::fs::metadata(&db)?.len();
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let rate = |bytes: u64, s: &[Sample]| {
+        bytes as f64 / 1e6 / median(s.iter().map(|x| x.wall).collect()).as_secs_f64()
+    };
+    let mut rows = Vec::new();
+
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = Command::new(ex.join("wal_read"));
+            cmd.arg(&wal_dir).arg("scan");
+            cmd
+        },
+        || {
+            let mut cmd = Command::new("cat");
+            cmd.args(segs.iter().map(|s| s.path.clone()));
+            cmd
+        },
+    )?;
+    let (ours, theirs) = (rate(wal_bytes, &s.0), rate(wal_bytes, &s.1));
+    eprintln!(
+        "bench: etcd {v}: WAL {} segments, {:.0} MB: wal_read {ours:.0} MB/s, cat {theirs:.0} MB/s",
+        segs.len(),
+        wal_bytes as f64 / 1e6
+    );
+    rows.push(row(
+        "disk-wal-read",
+        v,
+        o.dataset,
+        leak(format!(
+            "wal_read scan: {} segments, {:.0} MB, {ours:.0} MB/s",
+            segs.len(),
+            wal_bytes as f64 / 1e6
+        )),
+        leak(format!("cat (raw read): {theirs:.0} MB/s")),
+        s,
+    ));
+
+    let tool = if v == Version::V34 {
+        "etcdctl"
+    } else {
+        "etcdutl"
+    };
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = Command::new(ex.join("bolt_scan"));
+            cmd.arg(&db).arg("status");
+            cmd
+        },
+        || {
+            let mut cmd = match v {
+                Version::V34 => c.etcdctl(0),
+                Version::V35 => match c.etcdutl() {
+                    Ok(cmd) => cmd,
+                    Err(_) => Command::new("false"),
+                },
+            };
+            cmd.args(["snapshot", "status", "-w", "json"]).arg(&db);
+            cmd
+        },
+    )?;
+    let (ours, theirs) = (rate(db_bytes, &s.0), rate(db_bytes, &s.1));
+    eprintln!(
+        "bench: etcd {v}: db {:.0} MB: bolt_scan status {ours:.0} MB/s, {tool} snapshot status {theirs:.0} MB/s",
+        db_bytes as f64 / 1e6
+    );
+    rows.push(row(
+        "disk-bolt-scan",
+        v,
+        o.dataset,
+        leak(format!(
+            "bolt_scan status: {:.0} MB db, {ours:.0} MB/s",
+            db_bytes as f64 / 1e6
+        )),
+        leak(format!("{tool} snapshot status: {theirs:.0} MB/s")),
+        s,
+    ));
+    Ok(rows)
 }
