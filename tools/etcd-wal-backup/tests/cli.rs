@@ -1,0 +1,363 @@
+//! CLI contract of etcd-wal-backup without a server: help, usage errors, stdin rules,
+//! unreachable endpoint (the db flock held, as a running etcd holds it), offline backup and
+//! restore of data dirs crafted with etcd-disk's writers, the WAL it writes, corrupt inputs
+//! (exit 3 naming file and offset, no partial dir left), refusals (exit 7).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../etcd-detect-version/tests/fixture/mod.rs"]
+mod fixture;
+
+use assert_cmd::Command;
+use etcd_disk::entry::{classify, EntryKind};
+use fixture::{build, flip, segments, Spec, CLUSTER, NODE};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn cmd() -> Command {
+    let mut c = Command::cargo_bin("etcd-wal-backup").unwrap();
+    c.env_clear().env("PATH", "/usr/bin:/bin");
+    c
+}
+
+fn envelope(out: &[u8]) -> Value {
+    let s = std::str::from_utf8(out).unwrap();
+    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
+    serde_json::from_str(s.trim()).unwrap()
+}
+
+fn run(args: &[&str]) -> (i32, Value, String) {
+    let o = cmd().args(args).output().unwrap();
+    (
+        o.status.code().unwrap(),
+        envelope(&o.stdout),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
+
+fn mode(x: &Path) -> u32 {
+    std::fs::metadata(x).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn help_and_version() {
+    for sub in [
+        &["backup", "--help"][..],
+        &["restore", "--help"],
+        &["--help"],
+    ] {
+        let out = cmd()
+            .args(sub)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let help = String::from_utf8(out).unwrap();
+        assert!(help.contains("--") || help.contains("backup"), "{help}");
+    }
+    let out = cmd()
+        .args(["backup", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(out).unwrap();
+    for flag in [
+        "--data-dir",
+        "--backup-dir",
+        "--without-v3",
+        "--archive",
+        "--endpoints",
+        "--env-file",
+    ] {
+        assert!(help.contains(flag), "backup help lacks {flag}");
+    }
+    cmd().arg("--version").assert().success();
+}
+
+#[test]
+fn usage_errors() {
+    let (code, v, err) = run(&["backup", "--data-dir", "/x"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(err.starts_with("etcd-wal-backup: error: "), "{err}");
+    assert_eq!(run(&["frobnicate"]).0, 2);
+    let t = tempfile::tempdir().unwrap();
+    let (code, v, _) = run(&["backup", "--backup-dir", p(&t.path().join("b"))]);
+    assert_eq!(code, 2, "{v}");
+    let (code, _, _) = run(&["restore", "--data-dir", p(t.path())]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn bad_stdin_is_bad_input() {
+    let a = cmd()
+        .args(["restore", "--data-dir", "/tmp/x"])
+        .write_stdin("{not json")
+        .assert()
+        .code(3);
+    assert_eq!(
+        envelope(&a.get_output().stdout)["error"]["kind"],
+        "bad_input"
+    );
+}
+
+#[test]
+fn running_member_unreachable_endpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 3,
+            ..Default::default()
+        },
+    );
+    // Hold the db's flock as a running etcd does: the tool must go online.
+    let f = std::fs::File::open(d.join("member/snap/db")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an open descriptor.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let b = t.path().join("b");
+    let (code, v, err) = run(&[
+        "backup",
+        "--data-dir",
+        p(&d),
+        "--backup-dir",
+        p(&b),
+        "--endpoints",
+        "127.0.0.1:1",
+        "--dial-timeout",
+        "300ms",
+        "--command-timeout",
+        "500ms",
+    ]);
+    assert_eq!(code, 4, "{v} {err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!b.exists() && !t.path().join("b.part").exists());
+    drop(f);
+}
+
+#[test]
+fn not_a_data_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let (code, _, _) = run(&[
+        "backup",
+        "--data-dir",
+        p(t.path()),
+        "--backup-dir",
+        p(&t.path().join("b")),
+    ]);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn offline_backup_restore_round_trip() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 5,
+            snap_user_keys: Some(vec!["in-snap"]),
+            v2_in_wal: vec!["/in-wal"],
+            ..Default::default()
+        },
+    );
+    let b = t.path().join("b");
+    let (code, v, err) = run(&["backup", "--data-dir", p(&d), "--backup-dir", p(&b)]);
+    assert_eq!(code, 0, "{v} {err}");
+    let f = &v["facts"]["backup"];
+    assert_eq!(f["online"], false);
+    assert_eq!(f["complete_to_index"], 10, "{v}"); // 4 bootstrap + 5 v3 + 1 v2
+    assert_eq!(f["snapshot_index"], 4);
+    assert_eq!(f["entries"], 6);
+    assert_eq!(f["v2_writes"], 1);
+    assert_eq!(v["facts"]["member_id"], "4f6e8cdffebd6727");
+    assert_ne!(f["member_id"], "4f6e8cdffebd6727");
+    assert_ne!(f["cluster_id"], "ad420312c65d215c");
+    assert_eq!(mode(&b), 0o700);
+    assert_eq!(mode(&b.join("member/wal")), 0o700);
+    // The manifest names every file with its sha256.
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
+    let files: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().any(|x| x.ends_with(".snap")) && files.contains(&"member/snap/db"));
+    // The WAL: new IDs, entries in place, membership blanked, commit = last.
+    let snap = etcd_disk::snap::load_newest(&b.join("member/snap"))
+        .unwrap()
+        .unwrap()
+        .1;
+    let c = etcd_disk::wal::read_at(
+        &b.join("member/wal"),
+        snap.metadata.index,
+        snap.metadata.term,
+    )
+    .unwrap();
+    c.require_snapshot().unwrap();
+    let md = c.metadata.clone().unwrap();
+    assert!(md.node_id != NODE && md.cluster_id != CLUSTER);
+    assert_eq!(c.hard_state.commit, 10);
+    let idx: Vec<u64> = c.entries.iter().map(|e| e.index).collect();
+    assert_eq!(idx, (5..=10).collect::<Vec<_>>());
+    let mut r = c.entry_reader();
+    let last = r.read(c.entries.last().unwrap()).unwrap();
+    let EntryKind::V2(req) = classify(last.r#type, last.data.as_deref()) else {
+        panic!()
+    };
+    assert_eq!(req.path, "/1/in-wal");
+
+    // Restore into a new data dir, then refuse a second time.
+    let target = t.path().join("new");
+    let (code, v, err) = run(&[
+        "restore",
+        "--backup-dir",
+        p(&b),
+        "--data-dir",
+        p(&target),
+        "--name",
+        "n1",
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["changed"], true);
+    let next = &v["facts"]["next"];
+    assert_eq!(next["flags"][0], "--force-new-cluster");
+    assert_eq!(next["flags"][1], "--name=n1");
+    assert_eq!(next["name"], "n1");
+    assert_eq!(mode(&target), 0o700);
+    assert_eq!(mode(&target.join("member")), 0o700);
+    assert_eq!(mode(&target.join("member/snap")), 0o700);
+    assert_eq!(mode(&target.join("member/snap/db")), 0o600);
+    for s in segments(&target.join("member/wal")) {
+        assert_eq!(mode(&s), 0o600);
+    }
+    assert!(!target.join("member.part").exists());
+    assert!(!target.join(".etcd-wal-backup.restore.part").exists());
+    let (code, v, _) = run(&["restore", "--backup-dir", p(&b), "--data-dir", p(&target)]);
+    assert_eq!(code, 7, "{v}");
+    assert_eq!(v["error"]["kind"], "refused");
+    // The restored dir is a valid data dir with the v2 data.
+    let o = Command::cargo_bin("etcd-detect-version");
+    if let Ok(mut o) = o {
+        let out = o
+            .env_clear()
+            .args(["--data-dir", p(&target)])
+            .output()
+            .unwrap();
+        let e = envelope(&out.stdout);
+        assert_eq!(e["facts"]["backup_method"], "v2", "{e}");
+    }
+    // Refuses to overwrite the backup.
+    let (code, _, _) = run(&["backup", "--data-dir", p(&d), "--backup-dir", p(&b)]);
+    assert_eq!(code, 7);
+}
+
+#[test]
+fn archive_and_tampering() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 3,
+            ..Default::default()
+        },
+    );
+    let b = t.path().join("b");
+    let (code, v, err) = run(&[
+        "backup",
+        "--data-dir",
+        p(&d),
+        "--backup-dir",
+        p(&b),
+        "--archive",
+        "--without-v3",
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    let tgz = t.path().join("b.tar.gz");
+    assert!(tgz.is_file() && !b.exists() && !t.path().join("b.part").exists());
+    assert_eq!(mode(&tgz), 0o600);
+    assert_eq!(v["facts"]["backup"]["with_v3"], false);
+    let target = t.path().join("new");
+    let (code, v, err) = run(&["restore", "--backup-dir", p(&tgz), "--data-dir", p(&target)]);
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(target.join("member/snap/db").is_file());
+    // A directory backup with a changed byte is refused before anything is put in place.
+    let b2 = t.path().join("b2");
+    assert_eq!(
+        run(&["backup", "--data-dir", p(&d), "--backup-dir", p(&b2)]).0,
+        0
+    );
+    flip(&b2.join("member/snap/db"), 100);
+    let target2 = t.path().join("new2");
+    let (code, v, _) = run(&["restore", "--backup-dir", p(&b2), "--data-dir", p(&target2)]);
+    assert_eq!(code, 3, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("sha256"));
+    assert!(!target2.join("member").exists());
+    assert!(!target2.join("member.part").exists());
+    // Not a backup.
+    let (code, _, _) = run(&["restore", "--backup-dir", p(&d), "--data-dir", p(&target2)]);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn corrupt_inputs_exit_3_and_leave_no_partial_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    let wal = build(
+        &d,
+        &Spec {
+            v3_puts: 200,
+            value_len: 100,
+            segment_size: Some(8192),
+            snap_user_keys: Some(vec!["a"]),
+            ..Default::default()
+        },
+    );
+    let segs = segments(&wal);
+    assert!(segs.len() >= 3);
+    let b = t.path().join("b");
+    let check = |want: &Path, what: &str| {
+        let (code, v, err) = run(&["backup", "--data-dir", p(&d), "--backup-dir", p(&b)]);
+        assert_eq!(code, 3, "{what}: {v} {err}");
+        let m = v["error"]["message"].as_str().unwrap();
+        assert!(m.contains(p(want)), "{what}: {m}");
+        assert!(
+            !b.exists() && !t.path().join("b.part").exists(),
+            "{what}: partial dir left"
+        );
+        m.to_string()
+    };
+    // A flipped bit in a WAL record.
+    flip(&segs[1], 300);
+    let m = check(&segs[1], "flipped bit");
+    assert!(m.contains("offset"), "{m}");
+    flip(&segs[1], 300);
+    // A truncated .snap.
+    let snap = std::fs::read_dir(d.join("member/snap"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|x| x.extension().is_some_and(|e| e == "snap"))
+        .unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    std::fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
+    let m = check(&snap, "truncated snap");
+    assert!(m.contains("offset"), "{m}");
+    std::fs::write(&snap, &bytes).unwrap();
+    // A missing WAL segment.
+    std::fs::remove_file(&segs[1]).unwrap();
+    let m = check(&segs[0], "missing segment");
+    assert!(m.contains("not contiguous"), "{m}");
+}
