@@ -20,7 +20,22 @@ fn tools() -> Vec<(clap::Command, ManExtra)> {
         (etcd_purge::Args::command(), etcd_purge::man()),
         (etcd_member_fix::Args::command(), etcd_member_fix::man()),
         (etcd_rejoin::Args::command(), etcd_rejoin::man()),
+        (
+            etcd_detect_version::Args::command(),
+            etcd_detect_version::man(),
+        ),
+        (etcd_wal_backup::Args::command(), etcd_wal_backup::man()),
     ];
+    let wal_backup = etcd_wal_backup::Args::command();
+    for sub in wal_backup.get_subcommands() {
+        let name = format!("etcd-wal-backup-{}", sub.get_name());
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        let sub = sub
+            .clone()
+            .name(name)
+            .version(env!("CARGO_PKG_VERSION"));
+        v.push((sub, etcd_wal_backup::man()));
+    }
     let rejoin = etcd_rejoin::Args::command();
     for sub in rejoin.get_subcommands() {
         let name = format!("etcd-rejoin-{}", sub.get_name());
