@@ -611,7 +611,20 @@ fn build(p: &Plan, tmp: &Path, marker: &Path, parent: &Path) -> Result<DbResult>
     } else {
         member.join("wal")
     };
-    write_wal_and_snap(&p.cluster, &wal, &snap_dir)?;
+    // A separate WAL dir is built as `<wal-dir>.tmp` by the writer: remove it on a signal too.
+    let wal_tmp = {
+        let mut s = wal.as_os_str().to_owned();
+        s.push(".tmp");
+        PathBuf::from(s)
+    };
+    if p.wal_separate {
+        track_partial(&wal_tmp);
+    }
+    let r2 = write_wal_and_snap(&p.cluster, &wal, &snap_dir);
+    if p.wal_separate {
+        untrack_partial(&wal_tmp);
+    }
+    r2?;
     for d in [&snap_dir, &member, tmp] {
         fsync_dir(d).map_err(|e| Error::io(format!("cannot fsync {}: {e}", d.display())))?;
     }
