@@ -128,15 +128,32 @@ fn build_tools(root: &Path, release: bool) -> Result<()> {
     cargo(root, &args)
 }
 
+/// The profile dir cargo builds into (`$CARGO_TARGET_DIR` or `<root>/target`, then `debug`).
+fn debug_dir(root: &Path) -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    };
+    target.join("debug")
+}
+
+/// Render or check the man pages with the built generator. It runs as a built binary, not
+/// through `cargo run -p`: a per-package build resolves features differently from the
+/// workspace build and would recompile the dependencies.
 fn man(root: &Path, check: bool) -> Result<()> {
-    let dir = root.join("man");
-    let dir = dir.to_string_lossy();
-    let mut args = vec!["run", "--quiet", "--package", "etcd-rescue-mangen", "--"];
+    build_tools(root, false)?;
+    let mut cmd = Command::new(debug_dir(root).join("etcd-rescue-mangen"));
     if check {
-        args.push("--check");
+        cmd.arg("--check");
     }
-    args.push(&dir);
-    cargo(root, &args)
+    let status = cmd
+        .arg(root.join("man"))
+        .status()
+        .context("cannot run etcd-rescue-mangen")?;
+    if !status.success() {
+        bail!("man pages: etcd-rescue-mangen failed ({status}); run `cargo xtask man`");
+    }
+    Ok(())
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
