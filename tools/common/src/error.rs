@@ -155,3 +155,37 @@ mod tests {
         assert_eq!(e.message, "open a: gone");
     }
 }
+
+/// etcd-disk errors: content problems (corrupt, truncated, wrong layout) are bad input (exit 3),
+/// the rest local I/O (exit 6). The message names the file and offset.
+impl From<etcd_disk::DiskError> for Error {
+    fn from(e: etcd_disk::DiskError) -> Self {
+        if e.is_bad_input() {
+            Error::bad_input(e.to_string())
+        } else {
+            Error::io(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use super::*;
+
+    #[test]
+    fn disk_errors_map_to_bad_input_or_io() {
+        let e: Error = etcd_disk::DiskError::corrupt("/x/0.wal", 24, "crc mismatch").into();
+        assert_eq!(e.exit_code().code(), 3);
+        assert!(
+            e.message.contains("/x/0.wal") && e.message.contains("24"),
+            "{}",
+            e.message
+        );
+        let e: Error = etcd_disk::DiskError::io(
+            "/x",
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        )
+        .into();
+        assert_eq!(e.exit_code().code(), 6);
+    }
+}
