@@ -178,8 +178,17 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// `remove_all_partials` acts on the process-wide registry, so these tests must not
+    /// overlap: one would remove the other's in-flight `.part`.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     #[test]
     fn commit_renames_and_sets_mode() {
+        let _g = serial();
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("snap.db");
         write_file(&dest, b"hello", 0o600).unwrap();
@@ -193,6 +202,7 @@ mod tests {
 
     #[test]
     fn drop_without_commit_removes_part_and_keeps_old() {
+        let _g = serial();
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("f");
         std::fs::write(&dest, b"old").unwrap();
@@ -207,6 +217,7 @@ mod tests {
 
     #[test]
     fn remove_all_partials_cleans_registered_paths() {
+        let _g = serial();
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("backup.part");
         std::fs::create_dir(&dir).unwrap();
