@@ -339,6 +339,17 @@ async fn backup_restore(v: Version) {
         .unwrap()
         .push(("/last/v3".into(), false, "L3".into(), Instant::now()));
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // What the member's WAL persisted: the last entries may sit above its persisted commit.
+    let o = c
+        .tool("etcd-detect-version")
+        .args(["--data-dir", &s(&d0)])
+        .output()
+        .unwrap();
+    let det = envelope(&o);
+    let persisted_commit = det["data"]["offline"]["hard_state"]["commit"]
+        .as_u64()
+        .unwrap();
+    let wal_last = det["data"]["offline"]["wal_last_index"].as_u64().unwrap();
     let t2 = Instant::now();
     let b2 = work.path().join("b2");
     let (code, e2, err2) = run_tool(
@@ -353,6 +364,15 @@ async fn backup_restore(v: Version) {
         ],
     );
     assert_eq!(code, 0, "{e2} {err2}");
+    let cut = e2["facts"]["backup"]["complete_to_index"].as_u64().unwrap();
+    assert!(
+        cut >= wal_last,
+        "idle backup complete to {cut}, the WAL held entries up to {wal_last}"
+    );
+    eprintln!(
+        "wal-backup {v}: idle member: WAL last entry {wal_last}, persisted commit {persisted_commit}, backup complete to {cut} (revision {})",
+        e2["facts"]["backup"]["complete_to_revision"]
+    );
     let b2_tgz = work.path().join("b2.tar.gz");
     assert!(b2_tgz.is_file() && !b2.exists() && !work.path().join("b2.part").exists());
     // Refuses to overwrite.
