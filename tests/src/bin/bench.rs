@@ -12,7 +12,9 @@ const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N]
 Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
 Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
 etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
-snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, and vs a plain cp of the file).
+snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, and vs a plain cp of the file);
+wal-backup (etcd-wal-backup backup with etcd running vs etcdctl/etcdutl backup of a stopped member);
+detect-offline-64MB-wal (etcd-detect-version on a data dir with a full 64 MB WAL segment vs cat).
 Reader throughput: disk-wal-read (CRC-verified WAL scan vs cat), disk-bolt-scan (full bbolt scan +
 hash vs etcdctl/etcdutl snapshot status), on member 0's files after stopping it; MB/s in the names.
 The table is printed on stdout and written into BENCHMARKS.md unless --no-write.";
@@ -213,7 +215,14 @@ fn row(
 }
 
 async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
-    let c = Cluster::start(v, ClusterOpts::default()).await?;
+    let mut c = Cluster::start(
+        v,
+        ClusterOpts {
+            enable_v2: true, // the v2 method cases add user v2 keys
+            ..Default::default()
+        },
+    )
+    .await?;
     let mut client = c.client_all().await?;
     let t = Instant::now();
     let bytes = fill_k8s_like(&mut client, o.dataset.keys(), 1024, 8192, 32).await?;
@@ -246,6 +255,7 @@ async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
         "etcdctl endpoint health --cluster",
         s,
     ));
+    rows.extend(v2_cases(o, v, &mut c).await?);
     rows.extend(disk_cases(o, v, c).await?);
     Ok(rows)
 }
@@ -416,4 +426,192 @@ async fn disk_cases(o: &Opts, v: Version, mut c: Cluster) -> Result<Vec<Row>> {
         s,
     ));
     Ok(rows)
+}
+
+/// The v2 method (issue 5), on the running cluster with user v2 keys added: `etcd-wal-backup
+/// backup` of member 0 while etcd runs (db from the snapshot stream) vs etcd's own tool on the
+/// same data — `ETCDCTL_API=2 etcdctl backup --with-v3` (3.4) / `etcdutl backup` (3.5) — on
+/// member 1's data dir with member 1 stopped (they cannot run on a live member: they wait on
+/// the db lock); and offline `etcd-detect-version` on a data dir holding one full 64 MB WAL
+/// segment (written with etcd-disk's writer) vs `cat` of the segments as the raw-read floor.
+async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let url = c.members[1].client_url.clone();
+    for i in 0..200 {
+        v2_put(&url, &format!("/bench/v2/k{i:04}"), "v2-value")?;
+    }
+    let work = tempfile::tempdir()?;
+    let out = work.path().to_path_buf();
+    let d0 = c.members[0].data_dir.clone();
+    let d1 = c.members[1].data_dir.clone();
+    c.stop_member(1).await?;
+    // A new backup dir per run; the previous run's output of the same side is removed first.
+    let n = AtomicUsize::new(0);
+    let fresh = |tag: &str| {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(out.join(format!("{tag}{}", i.saturating_sub(2))));
+        out.join(format!("{tag}{i}"))
+    };
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = c.tool("etcd-wal-backup");
+            cmd.args(["backup", "-q", "--data-dir"])
+                .arg(&d0)
+                .arg("--backup-dir")
+                .arg(fresh("ours"));
+            cmd
+        },
+        || {
+            let b = fresh("theirs");
+            match v {
+                Version::V34 => {
+                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
+                    cmd.env("ETCDCTL_API", "2")
+                        .args(["backup", "--with-v3", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+                Version::V35 => {
+                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
+                    cmd.args(["backup", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+            }
+        },
+    )?;
+    let theirs = if v == Version::V34 {
+        "ETCDCTL_API=2 etcdctl backup --with-v3 (member stopped)"
+    } else {
+        "etcdutl backup (member stopped)"
+    };
+    let mut rows = vec![row(
+        "wal-backup",
+        v,
+        o.dataset,
+        "etcd-wal-backup backup (etcd running)",
+        theirs,
+        s,
+    )];
+    c.start_member(1).await?;
+
+    // Offline detect on a data dir with one full 64 MB WAL segment (and a tail segment).
+    let dd = work.path().join("detect");
+    let segs = write_full_segment(&dd)?;
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = c.tool("etcd-detect-version");
+            cmd.args(["-q", "--data-dir"]).arg(&dd);
+            cmd
+        },
+        || {
+            let mut cmd = Command::new("cat");
+            cmd.args(&segs);
+            cmd
+        },
+    )?;
+    rows.push(row(
+        "detect-offline-64MB-wal",
+        v,
+        o.dataset,
+        "etcd-detect-version --data-dir (one full 64 MB segment)",
+        "cat of the segments (raw read)",
+        s,
+    ));
+    Ok(rows)
+}
+
+/// `PUT /v2/keys<key>` over plain HTTP/1.1.
+fn v2_put(client_url: &str, key: &str, value: &str) -> Result<()> {
+    use std::io::{Read, Write};
+    let hostport = client_url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).context("v2 PUT")?;
+    let body = format!("value={value}");
+    write!(
+        s,
+        "PUT /v2/keys{key} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    if !(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.1 201")) {
+        bail!("v2 PUT {key}: {}", out.lines().next().unwrap_or(""));
+    }
+    Ok(())
+}
+
+/// A data dir whose WAL holds one full 64,000,000-byte segment of 1 KiB v3 puts with some v2
+/// writes among them, a tail segment, and an empty db. Returns the segment paths.
+fn write_full_segment(dd: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    use etcd_disk::proto::{
+        encode, entry_type, Entry, HardState, InternalRaftRequest, Metadata, PutRequest, Request,
+        RequestHeader,
+    };
+    let wal = dd.join("member/wal");
+    std::fs::create_dir_all(dd.join("member/snap"))?;
+    let mut w = etcd_disk::wal::WalWriter::create(
+        &wal,
+        &Metadata {
+            node_id: 1,
+            cluster_id: 2,
+        },
+    )?;
+    let val = vec![b'x'; 1024];
+    let mut index = 0u64;
+    while w.offset() < etcd_disk::wal::SEGMENT_SIZE_BYTES && index < 1_000_000 {
+        let mut batch = Vec::new();
+        for _ in 0..256 {
+            index += 1;
+            let data = if index % 1000 == 0 {
+                encode(&Request {
+                    id: index,
+                    method: b"PUT".to_vec(),
+                    path: format!("/1/bench/{index}").into_bytes(),
+                    val: b"v".to_vec(),
+                    ..Default::default()
+                })
+            } else {
+                encode(&InternalRaftRequest {
+                    put: Some(PutRequest {
+                        key: format!("/registry/k{index}").into_bytes(),
+                        value: val.clone(),
+                        ..Default::default()
+                    }),
+                    header: Some(RequestHeader {
+                        id: index,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            };
+            batch.push(Entry {
+                r#type: entry_type::NORMAL,
+                term: 2,
+                index,
+                data: Some(data),
+            });
+        }
+        w.save(
+            &HardState {
+                term: 2,
+                vote: 1,
+                commit: index,
+            },
+            &batch,
+        )?;
+    }
+    w.finish()?;
+    let mut ed = etcd_disk::bolt::write::Edits::new();
+    ed.put(b"meta", b"consistent_index", &index.to_be_bytes())?;
+    etcd_disk::bolt::write::create(4096, &ed, &dd.join("member/snap/db"))?;
+    Ok(etcd_disk::wal::list_segments(&wal)?
+        .into_iter()
+        .map(|s| s.path)
+        .collect())
 }
