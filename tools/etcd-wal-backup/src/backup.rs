@@ -25,7 +25,7 @@ use etcd_common::{diag, ids, Error, Outcome, Result};
 use etcd_disk::bolt::{self, BoltDb};
 use etcd_disk::datadir;
 use etcd_disk::entry::{self, EntryKind, V3Kind};
-use etcd_disk::proto::{entry_type, Entry, HardState, Metadata, RaftSnapshot, WalSnapshot};
+use etcd_disk::proto::{entry_type, Entry, HardState, Metadata, WalSnapshot};
 use etcd_disk::snap::{self, SnapFileInfo};
 use etcd_disk::v2scan;
 use etcd_disk::wal::{self, WalContents, WalWriter, WriterOptions};
@@ -181,7 +181,7 @@ async fn stream_db(
     c: &mut etcd_client::Client,
     ep: &str,
     dst: &Path,
-) -> Result<u64> {
+) -> Result<(u64, String)> {
     use sha2::{Digest, Sha256};
     let what = format!("snapshot stream from {ep}");
     let mut stream = cfg.call(&what, c.snapshot()).await?;
@@ -234,11 +234,13 @@ async fn stream_db(
     }
     f.sync_all()
         .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
-    Ok(total - 32)
+    Ok((total - 32, etcd_disk::snapshot::hex(&got)))
 }
 
-/// Copy the db file of a stopped etcd (no lock held) into `dst`.
-fn copy_db(src: &Path, dst: &Path) -> Result<u64> {
+/// Copy the db file of a stopped etcd (no lock held) into `dst`; returns (size, sha256).
+fn copy_db(src: &Path, dst: &Path) -> Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
     let mut i = std::fs::File::open(src)
         .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
     let mut o = OpenOptions::new()
@@ -247,48 +249,67 @@ fn copy_db(src: &Path, dst: &Path) -> Result<u64> {
         .mode(0o600)
         .open(dst)
         .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
-    let n = std::io::copy(&mut i, &mut o).map_err(|e| {
-        Error::io(format!(
-            "cannot copy {} to {}: {e}",
-            src.display(),
-            dst.display()
-        ))
-    })?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = i
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("cannot read {}: {e}", src.display())))?;
+        if k == 0 {
+            break;
+        }
+        let chunk = buf.get(..k).unwrap_or(&[]);
+        h.update(chunk);
+        o.write_all(chunk)
+            .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
+        n += k as u64;
+    }
     o.sync_all()
         .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
-    Ok(n)
+    Ok((n, etcd_disk::snapshot::hex(&h.finalize())))
 }
 
-/// The `.snap` to carry: the newest that loads, is recorded in the WAL, and has `index <= max`
-/// (the db's consistent index: etcd requires `consistent_index >= snapshot index`). A `.snap`
-/// that does not load and would otherwise have been chosen is an error (exit 3).
-fn choose_snap(
-    snap_dir: &Path,
-    wal_snaps: &[WalSnapshot],
-    max: u64,
-) -> Result<Option<(SnapFileInfo, RaftSnapshot)>> {
+/// The `.snap` files that may be carried, newest first: loadable, `index <= max` (the db's
+/// consistent index: etcd requires `consistent_index >= snapshot index`). A `.snap` in that
+/// range that does not load is an error (exit 3): etcd would skip it, a backup must not hide it.
+fn snap_candidates(snap_dir: &Path, max: u64) -> Result<Vec<SnapFileInfo>> {
     if !snap_dir.is_dir() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    for info in snap::list_snaps(snap_dir).map_err(disk_err)? {
-        if info.index > max && info.term != 0 {
-            continue;
-        }
-        match snap::read_snap(&info.path) {
-            Ok(s) => {
-                let m = &s.metadata;
-                if m.index <= max
-                    && wal_snaps
-                        .iter()
-                        .any(|w| w.index == m.index && w.term == m.term)
-                {
-                    return Ok(Some((info, s)));
-                }
-            }
-            Err(e) => return Err(disk_err(e)),
+    Ok(snap::list_snaps(snap_dir)
+        .map_err(disk_err)?
+        .into_iter()
+        .filter(|i| i.index <= max || (i.index == 0 && i.term == 0))
+        .collect())
+}
+
+/// The WAL metadata (node and cluster ID), from the first records of the newest segment
+/// (every segment starts with crc, metadata).
+fn wal_metadata(dir: &Path) -> Result<Metadata> {
+    let segs = wal::list_segments(dir).map_err(disk_err)?;
+    let Some(last) = segs.last() else {
+        return Err(Error::bad_input(format!(
+            "{}: no .wal files",
+            dir.display()
+        )));
+    };
+    let mut r = wal::RecordReader::new(vec![last.clone()]);
+    while let Some(rec) = r.next_record().map_err(disk_err)? {
+        if rec.rtype == etcd_disk::proto::record_type::METADATA {
+            return <Metadata as prost::Message>::decode(rec.data.unwrap_or(&[])).map_err(|e| {
+                Error::bad_input(format!(
+                    "{}: offset {}: metadata: {e}",
+                    last.path.display(),
+                    rec.offset
+                ))
+            });
         }
     }
-    Ok(None)
+    Err(Error::bad_input(format!(
+        "{}: no metadata record",
+        last.path.display()
+    )))
 }
 
 /// Read the member's WAL at the snapshot until it holds entry `x` (or `wait` passes).
@@ -399,9 +420,13 @@ fn write_wal(
     with_v3: bool,
     n: &mut Neutralised,
 ) -> Result<u64> {
+    // No fsync per batch: every segment and the dir are fsynced once at the end.
+    let opts = WriterOptions {
+        fsync: false,
+        ..WriterOptions::default()
+    };
     let mut w =
-        WalWriter::create_with(dst, &etcd_disk::proto::encode(md), WriterOptions::default())
-            .map_err(disk_err)?;
+        WalWriter::create_with(dst, &etcd_disk::proto::encode(md), opts).map_err(disk_err)?;
     let mut rd = src.entry_reader();
     let mut batch: Vec<Entry> = Vec::new();
     let mut bytes = 0usize;
@@ -432,15 +457,21 @@ fn write_wal(
     let dir = w.finish().map_err(disk_err)?;
     // Trim the preallocated zeros of the tail segment.
     let segs = wal::list_segments(&dir).map_err(disk_err)?;
-    if let Some(last) = segs.last() {
+    let n = segs.len();
+    for (i, seg) in segs.iter().enumerate() {
         let f = OpenOptions::new()
             .write(true)
-            .open(&last.path)
-            .map_err(|e| Error::io(format!("cannot open {}: {e}", last.path.display())))?;
-        f.set_len(used)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io(format!("cannot trim {}: {e}", last.path.display())))?;
+            .open(&seg.path)
+            .map_err(|e| Error::io(format!("cannot open {}: {e}", seg.path.display())))?;
+        if i + 1 == n {
+            f.set_len(used)
+                .map_err(|e| Error::io(format!("cannot trim {}: {e}", seg.path.display())))?;
+        }
+        f.sync_all()
+            .map_err(|e| Error::io(format!("cannot fsync {}: {e}", seg.path.display())))?;
     }
+    etcd_common::atomic::fsync_dir(&dir)
+        .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dir.display())))?;
     Ok(count)
 }
 
@@ -482,14 +513,8 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let locks = datadir::probe_locks(&ins).map_err(disk_err)?;
     let running = locks.held();
 
-    // The WAL's identity (node and cluster ID) and snapshot records.
-    let scan = v2scan::scan_log(&ins.layout.wal_dir).map_err(disk_err)?;
-    let md = scan.metadata.clone().ok_or_else(|| {
-        Error::bad_input(format!(
-            "{}: no metadata record",
-            ins.layout.wal_dir.display()
-        ))
-    })?;
+    // The WAL's identity (node and cluster ID).
+    let md = wal_metadata(&ins.layout.wal_dir)?;
 
     let guard = DirGuard::create(&part)?;
     let member = part.join("member");
@@ -498,6 +523,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let db_out = snap_out.join("db");
 
     let mut live = None;
+    let mut known_db: Option<(u64, String)> = None;
     let mut notes: Vec<String> = Vec::new();
     // Phase 1: the commit index and the db.
     let (db_ci, db_rev, x) = if running {
@@ -514,14 +540,14 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         let (ci, rev) = if a.without_v3 {
             (None, None)
         } else {
-            stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?;
+            known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
             let db = BoltDb::open(&db_out).map_err(disk_err)?;
             let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
             (s.consistent_index, Some(s.revision))
         };
         let x = l.committed.max(ci.unwrap_or(0));
         live = Some(l);
-        (ci, rev, x)
+        (ci, rev, Some(x))
     } else {
         notes.push(
             "etcd is not running on the data dir: the db is copied from disk and every entry in the WAL is carried (the persisted commit index may lag the last acknowledged write)"
@@ -530,47 +556,67 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         let (ci, rev) = if a.without_v3 || !ins.db_exists {
             (None, None)
         } else {
-            copy_db(&ins.layout.db, &db_out)?;
+            known_db = Some(copy_db(&ins.layout.db, &db_out)?);
             let db = BoltDb::open(&db_out).map_err(disk_err)?;
             let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
             (s.consistent_index, Some(s.revision))
         };
-        let x = scan
-            .last_index()
-            .unwrap_or(0)
-            .max(scan.hard_state.commit)
-            .max(ci.unwrap_or(0));
-        (ci, rev, x)
+        (ci, rev, None)
     };
 
     // Phase 2: the .snap (S <= consistent index, recorded in the WAL) and the WAL up to X.
-    let snap_max = db_ci.unwrap_or(x).min(x);
-    let snaps = {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match choose_snap(&ins.layout.snap_dir, &scan.snapshots, snap_max) {
-                Err(e) if running && attempt < 3 => {
-                    diag::debug(&format!("retrying after: {}", e.message));
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                r => break r?,
-            }
-        }
-    };
-    let (s_index, s_term) = snaps
-        .as_ref()
-        .map_or((0, 0), |(_, s)| (s.metadata.index, s.metadata.term));
+    // Candidates newest first; the first whose snapshot record the WAL holds is carried.
+    let snap_max = db_ci.unwrap_or(u64::MAX).min(x.unwrap_or(u64::MAX));
     let wait = if running { a.wal_wait } else { Duration::ZERO };
     let wal_dir_src = ins.layout.wal_dir.clone();
-    let contents = tokio::task::spawn_blocking(move || {
-        read_wal_until(&wal_dir_src, (s_index, s_term), x, wait)
+    let snap_dir = ins.layout.snap_dir.clone();
+    let (snaps, contents) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut cands: Vec<Option<SnapFileInfo>> = snap_candidates(&snap_dir, snap_max)?
+            .into_iter()
+            .map(Some)
+            .collect();
+        cands.push(None);
+        for cand in cands {
+            let loaded = match cand {
+                Some(info) => {
+                    // A .snap being written while etcd runs may not load yet: retry briefly.
+                    let mut attempt = 0;
+                    let s = loop {
+                        attempt += 1;
+                        match snap::read_snap(&info.path) {
+                            Err(e) if running && attempt < 3 => {
+                                diag::debug(&format!("retrying after: {e}"));
+                                std::thread::sleep(Duration::from_millis(300));
+                            }
+                            r => break r.map_err(disk_err)?,
+                        }
+                    };
+                    if s.metadata.index > snap_max {
+                        continue;
+                    }
+                    Some((info, s))
+                }
+                None => None,
+            };
+            let (si, st) = loaded
+                .as_ref()
+                .map_or((0, 0), |(_, s)| (s.metadata.index, s.metadata.term));
+            let c = read_wal_until(&wal_dir_src, (si, st), x.unwrap_or(0), wait)?;
+            if si > 0 && !c.snapshot_found {
+                continue;
+            }
+            return Ok((loaded, c));
+        }
+        Err(Error::bad_input(format!(
+            "{}: no snapshot usable with this WAL",
+            snap_dir.display()
+        )))
     })
     .await
     .map_err(|e| Error::internal(format!("wal reader: {e}")))??;
-    if s_index > 0 {
-        contents.require_snapshot().map_err(disk_err)?;
-    }
+    let (s_index, s_term) = snaps
+        .as_ref()
+        .map_or((0, 0), |(_, s)| (s.metadata.index, s.metadata.term));
     if let Some(first) = contents.entries.first() {
         if first.index != s_index + 1 {
             return Err(Error::bad_input(format!(
@@ -579,6 +625,21 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
                 first.index
             )));
         }
+    }
+    // Offline: everything the WAL holds (and at least the db's consistent index).
+    let x = x.unwrap_or_else(|| {
+        contents
+            .entries
+            .last()
+            .map_or(s_index, |e| e.index)
+            .max(contents.hard_state.commit)
+            .max(db_ci.unwrap_or(0))
+    });
+    if contents.entries.last().map_or(s_index, |e| e.index) < x {
+        return Err(Error::bad_input(format!(
+            "{}: the WAL ends before entry {x} (the db's consistent index)",
+            ins.layout.wal_dir.display()
+        )));
     }
     let x_term = contents
         .entries
@@ -668,7 +729,11 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         neutralised: neut,
         files: Vec::<FileEntry>::new(),
     };
-    let m = manifest::write(&part, m)?;
+    // The db's sha256 was computed while it streamed in (and checked against etcd's).
+    let known: Vec<(String, u64, String)> = known_db
+        .map(|(n, h)| vec![("member/snap/db".to_string(), n, h)])
+        .unwrap_or_default();
+    let m = manifest::write(&part, m, &known)?;
     let files_total: u64 = m.files.iter().map(|f| f.size_bytes).sum();
 
     // Phase 4: into place.

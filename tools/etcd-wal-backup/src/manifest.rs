@@ -147,11 +147,15 @@ pub fn allowed_path(rel: &str) -> bool {
     }
 }
 
-/// Hash every file under `root/member`, fill `m.files`, write `root/manifest.json`.
-pub fn write(root: &Path, mut m: Manifest) -> Result<Manifest> {
+/// Hash every file under `root/member` (except those in `known`: (path, size, sha256) already
+/// computed while writing), fill `m.files`, write `root/manifest.json`.
+pub fn write(root: &Path, mut m: Manifest, known: &[(String, u64, String)]) -> Result<Manifest> {
     m.files.clear();
     for rel in list_files(root)? {
-        let (sha, size) = sha256_file(&root.join(&rel))?;
+        let (sha, size) = match known.iter().find(|k| k.0 == rel) {
+            Some((_, n, h)) => (h.clone(), *n),
+            None => sha256_file(&root.join(&rel))?,
+        };
         m.files.push(FileEntry {
             mode: format!("{:04o}", mode_for(&rel)),
             path: rel,
