@@ -255,6 +255,7 @@ async fn bench_version(o: &Opts, v: Version) -> Result<Vec<Row>> {
         "etcdctl endpoint health --cluster",
         s,
     ));
+    rows.extend(bench_snap(o, v, &c)?);
     rows.extend(v2_cases(o, v, &mut c).await?);
     rows.extend(disk_cases(o, v, c).await?);
     Ok(rows)
@@ -614,4 +615,126 @@ fn write_full_segment(dd: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
         .into_iter()
         .map(|s| s.path)
         .collect())
+}
+
+/// snap-save, snap-status, snap-restore (and restore against a plain `cp` of the file).
+fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let dir = c.dir.join("bench-snap");
+    std::fs::create_dir_all(&dir)?;
+    let ep = c.members[0].client_url.clone();
+    let ours_file = dir.join("ours.db");
+    let theirs_file = dir.join("theirs.db");
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut x = c.tool("etcd-snap");
+            x.args(["-q", "save", "--endpoints", &ep]).arg(&ours_file);
+            x
+        },
+        || {
+            let mut x = c.etcdctl(0);
+            x.args(["snapshot", "save"]).arg(&theirs_file);
+            x
+        },
+    )?;
+    rows.push(row(
+        "snap-save",
+        v,
+        o.dataset,
+        "etcd-snap save",
+        "etcdctl snapshot save",
+        s,
+    ));
+    let etcd_tool = || match v {
+        Version::V34 => Ok(c.etcdctl(0)),
+        Version::V35 => c.etcdutl(),
+    };
+    let (st_name, rs_name) = match v {
+        Version::V34 => ("etcdctl snapshot status", "etcdctl snapshot restore"),
+        Version::V35 => ("etcdutl snapshot status", "etcdutl snapshot restore"),
+    };
+    etcd_tool()?;
+    let snap = theirs_file.clone();
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut x = c.tool("etcd-snap");
+            x.args(["-q", "status"]).arg(&snap);
+            x
+        },
+        || {
+            let mut x = etcd_tool().unwrap_or_else(|_| c.etcdctl(0));
+            x.args(["snapshot", "status", "-w", "json"]).arg(&snap);
+            x
+        },
+    )?;
+    rows.push(row(
+        "snap-status",
+        v,
+        o.dataset,
+        "etcd-snap status",
+        st_name,
+        s,
+    ));
+    // Restore: every run into a fresh dir (removed before the run starts, outside the timing).
+    let m = &c.members[0];
+    let restore_args = |d: &std::path::Path| -> Vec<String> {
+        vec![
+            "--name".into(),
+            m.name.clone(),
+            "--initial-cluster".into(),
+            c.initial_cluster(),
+            "--initial-cluster-token".into(),
+            "bench".into(),
+            "--initial-advertise-peer-urls".into(),
+            m.peer_url.clone(),
+            "--data-dir".into(),
+            d.display().to_string(),
+        ]
+    };
+    let fresh = |name: &str| {
+        let d = dir.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    };
+    let ours_restore = || {
+        let d = fresh("restore-ours");
+        let mut x = c.tool("etcd-snap");
+        x.args(["-q", "restore"]).args(restore_args(&d)).arg(&snap);
+        x
+    };
+    let s = side_by_side(o.runs, ours_restore, || {
+        let d = fresh("restore-theirs");
+        let mut x = etcd_tool().unwrap_or_else(|_| c.etcdctl(0));
+        x.args(["snapshot", "restore"])
+            .arg(&snap)
+            .args(restore_args(&d));
+        x
+    })?;
+    rows.push(row(
+        "snap-restore",
+        v,
+        o.dataset,
+        "etcd-snap restore",
+        rs_name,
+        s,
+    ));
+    let s = side_by_side(o.runs, ours_restore, || {
+        let d = fresh("cp");
+        let _ = std::fs::create_dir_all(&d);
+        let mut x = Command::new("cp");
+        x.arg(&snap).arg(d.join("db"));
+        x
+    })?;
+    rows.push(row(
+        "snap-restore-vs-cp",
+        v,
+        o.dataset,
+        "etcd-snap restore",
+        "cp FILE (reference)",
+        s,
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rows)
 }
