@@ -20,17 +20,17 @@ pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[command(next_help_heading = "Output")]
 pub struct CommonArgs {
     /// Print the JSON envelope indented (for reading; pipelines want the default one line)
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub pretty: bool,
     /// Say less on stderr (no summary line); errors are always printed
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub quiet: u8,
     /// Say more on stderr (-vv for debug)
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe,
     /// file or socket
-    #[arg(long, value_name = "-|FILE|none")]
+    #[arg(long, value_name = "-|FILE|none", global = true)]
     pub input: Option<String>,
 }
 
@@ -233,4 +233,41 @@ where
     };
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    #[derive(Parser, Debug)]
+    struct WithSub {
+        #[command(subcommand)]
+        cmd: Sub,
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Sub {
+        Save { file: String },
+    }
+
+    #[test]
+    fn common_flags_work_before_and_after_a_subcommand() {
+        WithSub::command().debug_assert();
+        for argv in [
+            vec!["t", "-q", "--pretty", "save", "f"],
+            vec!["t", "save", "f", "-q", "--pretty"],
+            vec!["t", "save", "-q", "f", "--pretty"],
+        ] {
+            let a = WithSub::try_parse_from(&argv).unwrap();
+            assert_eq!(a.common.quiet, 1, "{argv:?}");
+            assert!(a.common.pretty, "{argv:?}");
+            assert!(matches!(a.cmd, Sub::Save { .. }));
+        }
+        let a = WithSub::try_parse_from(["t", "save", "f", "--input", "none", "-vv"]).unwrap();
+        assert_eq!(a.common.input.as_deref(), Some("none"));
+        assert_eq!(a.common.verbosity(), 2);
+    }
 }
