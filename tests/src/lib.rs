@@ -13,6 +13,7 @@
 
 mod cluster;
 mod fill;
+mod hosts;
 mod slot;
 mod tls;
 
@@ -20,6 +21,7 @@ pub use cluster::{
     merge_args, Cluster, ClusterOpts, Member, Target, ALL, READY_TIMEOUT, ROOT_PASSWORD,
 };
 pub use fill::{fill_k8s_like, k8s_key, k8s_value};
+pub use hosts::{scripts_dir, ScriptHosts};
 pub use tls::TlsFiles;
 
 use anyhow::{anyhow, Context, Result};

@@ -1,0 +1,566 @@
+//! End to end: scripts/backup.sh, restore-v3.sh and restore-v2.sh on real 3-member etcd 3.4.23
+//! and 3.5.1 clusters, run with the local runner (`--runner local`) and pid-file control
+//! (`--control pidfile:DIR/run/{name}.pid`): each "host" is a loopback address with its own env
+//! file (`DIR/{name}.env`, what etcd reads as its ETCD_* variables) and data dir.
+//!
+//! The harness starts the cluster and writes the data; then it is stopped and run by the
+//! scripts' own control (etcd started from the env files, pid files), so the restore stops it
+//! the way it would on a host. "Destroy" = every key deleted and member 2 SIGKILLed.
+//!
+//! - `v3_*`: v3 keys only → backup.sh picks v3 → destroy → restore-v3.sh → etcd-health exit 0,
+//!   every key back, a new cluster ID.
+//! - `v2_*`: `--enable-v2`, v2 and v3 keys → backup.sh picks v2 → destroy → restore-v2.sh →
+//!   healthy, 3 members with their real peer URLs, every v2 and v3 key back.
+//! - `faults_*`: the restore SIGKILLed (its whole process group: the script and the tool it
+//!   runs) at the start of EVERY step in turn, in one chain: run 1 is killed in step 1, its
+//!   rerun continues and is killed in step 2, ... until a last rerun completes → healthy with all
+//!   data. v3 on 3.4.23 (purge ×3, restore ×3, start ×3, health), v2 on 3.5.1 (purge ×3,
+//!   wal-restore, start-first, health-first, member-fix, rejoin/start/started ×2, restart ×3
+//!   with health after each, health): one version per path keeps the suite short; the happy
+//!   paths run on both.
+//! - `unreachable_*`: the runner says member 1 cannot be reached (exit 255, like ssh) →
+//!   exit 4, the error names m1 and the step (preflight), nothing purged anywhere: every member
+//!   still runs on its untouched data dir.
+#![allow(clippy::unwrap_used)]
+
+use etcd_rescue_tests::{Cluster, ClusterOpts, ScriptHosts as Hosts, Version};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const N_V3: usize = 200;
+const N_V2: usize = 50;
+
+fn health(c: &Cluster, wait: &str) -> Value {
+    let o = c
+        .tool("etcd-health")
+        .args(["--cluster", "--wait", wait, "--retry-interval", "300ms"])
+        .output()
+        .unwrap();
+    let v = envelope(&o);
+    assert!(
+        o.status.success(),
+        "etcd-health: {v}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    v
+}
+
+fn envelope(o: &Output) -> Value {
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(s.lines().count(), 1, "one line on stdout: {s}");
+    serde_json::from_str(s.trim()).unwrap()
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> (Output, f64) {
+    let t = Instant::now();
+    let o = cmd.output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o, secs)
+}
+
+async fn http(client_url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let hostport = client_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(hostport).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let body = body
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}
+
+async fn v2_put(url: &str, key: &str, value: &str) {
+    let (st, body) = http(
+        url,
+        "PUT",
+        &format!("/v2/keys{key}"),
+        &format!("value={value}"),
+    )
+    .await;
+    assert!(st == 200 || st == 201, "v2 put {key}: {st} {body}");
+}
+
+/// Every v2 key (not dirs) under `/app` with its value.
+async fn v2_all(url: &str) -> BTreeMap<String, String> {
+    let (st, body) = http(url, "GET", "/v2/keys/app?recursive=true", "").await;
+    if st == 404 {
+        return BTreeMap::new();
+    }
+    assert_eq!(st, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    fn walk(n: &Value, out: &mut BTreeMap<String, String>) {
+        for c in n
+            .get("nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if c.get("dir").and_then(Value::as_bool).unwrap_or(false) {
+                walk(c, out);
+            } else {
+                out.insert(
+                    c["key"].as_str().unwrap().to_string(),
+                    c["value"].as_str().unwrap_or("").to_string(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&v["node"], &mut out);
+    out
+}
+
+async fn v3_all(c: &Cluster, i: usize) -> BTreeMap<String, String> {
+    let mut cl = c.client(i).await.unwrap();
+    let r = cl
+        .get(
+            vec![0u8],
+            Some(etcd_client::GetOptions::new().with_all_keys()),
+        )
+        .await
+        .unwrap();
+    r.kvs()
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).to_string(),
+                String::from_utf8_lossy(kv.value()).to_string(),
+            )
+        })
+        .collect()
+}
+
+struct Data {
+    v3: BTreeMap<String, String>,
+    v2: BTreeMap<String, String>,
+}
+
+/// A populated cluster: v3 keys (and with `v2`, v2 keys under /app), under pid-file control.
+async fn populated(v: Version, with_v2: bool) -> (Cluster, Hosts, Data) {
+    let mut c = Cluster::start(
+        v,
+        ClusterOpts {
+            members: 3,
+            enable_v2: with_v2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut v3 = BTreeMap::new();
+    let mut v2 = BTreeMap::new();
+    {
+        let mut cl = c.client_all().await.unwrap();
+        let n = if with_v2 { N_V2 } else { N_V3 };
+        for k in 0..n {
+            let (key, val) = (format!("/scripts/k{k:04}"), format!("value-{k}"));
+            cl.put(key.clone(), val.clone(), None).await.unwrap();
+            v3.insert(key, val);
+        }
+        if with_v2 {
+            for k in 0..N_V2 {
+                let (key, val) = (format!("/app/net/k{k:03}"), format!("v2-{k}"));
+                v2_put(&c.members[k % 3].client_url, &key, &val).await;
+                v2.insert(key, val);
+            }
+        }
+    }
+    let hosts = Hosts::new(&c).unwrap();
+    hosts.take_over(&mut c).await.unwrap();
+    (c, hosts, Data { v3, v2 })
+}
+
+/// Back up from member 0 with backup.sh; returns the backup dir and backup.json.
+fn backup(c: &Cluster, hosts: &Hosts, want: &str) -> (PathBuf, Value, f64) {
+    let dir = c.dir.join("backups/b1");
+    let env0 = c.dir.join("m0.env");
+    let (_, secs) = run_ok(
+        hosts
+            .script(c, "backup.sh")
+            .args(["--env-file", env0.to_str().unwrap()])
+            .arg(&dir),
+        "backup.sh",
+    );
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("backup.json")).unwrap()).unwrap();
+    assert_eq!(meta["method"], want, "{meta}");
+    // One JSON line per step event, the tools' envelopes kept.
+    let log = std::fs::read_to_string(dir.join("run.jsonl")).unwrap();
+    let steps: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for s in ["detect", "save", "verify"] {
+        assert!(
+            steps
+                .iter()
+                .any(|e| e["step"] == s && e["event"] == "done" && e["envelope"]["ok"] == true),
+            "{s} in {log}"
+        );
+    }
+    // A rerun on a complete backup changes nothing.
+    run_ok(
+        hosts
+            .script(c, "backup.sh")
+            .args(["--env-file", env0.to_str().unwrap()])
+            .arg(&dir),
+        "backup.sh rerun",
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("run.jsonl")).unwrap(), log);
+    (dir, meta, secs)
+}
+
+/// Delete every key, SIGKILL member 2.
+async fn destroy(c: &Cluster, hosts: &Hosts, data: &Data) {
+    // Retried: just after the members restarted, a request may meet "leader changed".
+    for tries in 0.. {
+        let mut cl = c.client(0).await.unwrap();
+        match cl
+            .delete(
+                vec![0u8],
+                Some(etcd_client::DeleteOptions::new().with_all_keys()),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if tries < 20 => {
+                eprintln!("destroy: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("delete: {e}"),
+        }
+    }
+    if !data.v2.is_empty() {
+        let (st, body) = http(
+            &c.members[0].client_url,
+            "DELETE",
+            "/v2/keys/app?recursive=true",
+            "",
+        )
+        .await;
+        assert_eq!(st, 200, "{body}");
+        assert!(v2_all(&c.members[0].client_url).await.is_empty());
+    }
+    assert!(v3_all(c, 0).await.is_empty());
+    let pid: i32 = std::fs::read_to_string(hosts.pid_file("m2"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    killpg(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+}
+
+/// Healthy, 3 members with their real peer URLs, no learner, every key back, new cluster ID.
+async fn verify(c: &Cluster, data: &Data, old_cluster: &str) {
+    let h = health(c, "30s");
+    assert_ne!(h["facts"]["cluster_id"], old_cluster, "{h}");
+    let mut cl = c.client(1).await.unwrap();
+    let l = cl.member_list().await.unwrap();
+    let mut got: Vec<(String, Vec<String>, bool)> = l
+        .members()
+        .iter()
+        .map(|m| (m.name().to_string(), m.peer_urls().to_vec(), m.is_learner()))
+        .collect();
+    got.sort();
+    let want: Vec<(String, Vec<String>, bool)> = c
+        .members
+        .iter()
+        .map(|m| (m.name.clone(), vec![m.peer_url.clone()], false))
+        .collect();
+    assert_eq!(got, want);
+    for i in 0..3 {
+        assert_eq!(v3_all(c, i).await, data.v3, "v3 keys on m{i}");
+    }
+    if !data.v2.is_empty() {
+        for m in &c.members {
+            assert_eq!(
+                v2_all(&m.client_url).await,
+                data.v2,
+                "v2 keys on {}",
+                m.name
+            );
+        }
+    }
+}
+
+fn cluster_id(c: &Cluster) -> String {
+    health(c, "10s")["facts"]["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn v3_path(v: Version) {
+    let t0 = Instant::now();
+    let (c, hosts, data) = populated(v, false).await;
+    let old = cluster_id(&c);
+    let (dir, meta, t_backup) = backup(&c, &hosts, "v3");
+    assert!(dir.join("snapshot.db").is_file(), "{meta}");
+    destroy(&c, &hosts, &data).await;
+    // --dry-run: every command printed host by host, nothing changed.
+    let (o, _) = run_ok(
+        hosts.script(&c, "restore-v3.sh").arg("--dry-run").arg(&dir),
+        "restore-v3.sh --dry-run",
+    );
+    let plan = String::from_utf8_lossy(&o.stdout);
+    for n in ["m0", "m1", "m2"] {
+        assert!(plan.contains(&format!("[{n}] etcd-purge")), "{plan}");
+        assert!(plan.contains(&format!("[{n}] etcd-snap restore")), "{plan}");
+    }
+    assert!(c.members[0].data_dir.join("member").is_dir());
+    let (_, t_restore) = run_ok(hosts.script(&c, "restore-v3.sh").arg(&dir), "restore-v3.sh");
+    verify(&c, &data, &old).await;
+    // A finished restore is not redone by accident.
+    let o = hosts
+        .script(&c, "restore-v3.sh")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!(
+        "scripts v3 {v}: backup {t_backup:.1}s, restore {t_restore:.1}s, total {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+async fn v2_path(v: Version) {
+    let t0 = Instant::now();
+    let (c, hosts, data) = populated(v, true).await;
+    let old = cluster_id(&c);
+    let (dir, meta, t_backup) = backup(&c, &hosts, "v2");
+    assert!(dir.join("wal-backup/manifest.json").is_file(), "{meta}");
+    destroy(&c, &hosts, &data).await;
+    let (_, t_restore) = run_ok(hosts.script(&c, "restore-v2.sh").arg(&dir), "restore-v2.sh");
+    verify(&c, &data, &old).await;
+    eprintln!(
+        "scripts v2 {v}: backup {t_backup:.1}s, restore {t_restore:.1}s, total {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// (step, host) of every "start" event in the run log.
+fn started_steps(log: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "start" && e["step"] != "begin")
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap_or("").to_string(),
+                e["host"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Whether a process of group `pgid` other than the leader (the script) runs an etcd-* tool.
+fn tool_running(pgid: i32) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && head.contains("(etcd-")
+    })
+}
+
+/// The restore SIGKILLed (script + tool) at the start of every step in turn, one rerun after
+/// each, then a rerun that completes.
+async fn faults(v: Version, script: &str, with_v2: bool) {
+    let t0 = Instant::now();
+    let (c, hosts, data) = populated(v, with_v2).await;
+    let old = cluster_id(&c);
+    let (dir, _, _) = backup(&c, &hosts, if with_v2 { "v2" } else { "v3" });
+    destroy(&c, &hosts, &data).await;
+    let kind = if with_v2 { "v2" } else { "v3" };
+    let log = dir.join(format!("restore-{kind}.jsonl"));
+    let mut killed: Vec<(String, String)> = Vec::new();
+    loop {
+        let before = started_steps(&log).len();
+        let mut child = hosts
+            .script(&c, script)
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        // The first step this run starts that no earlier run was killed in.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let mut target = None;
+        while target.is_none() {
+            if let Some(st) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(st.success(), "rerun after {killed:?} failed: {st}\n{err}");
+                break;
+            }
+            let steps = started_steps(&log);
+            target = steps[before.min(steps.len())..]
+                .iter()
+                .find(|s| !killed.contains(s))
+                .cloned();
+            assert!(Instant::now() < deadline, "restore stuck after {killed:?}");
+            if target.is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let Some(target) = target else {
+            break;
+        };
+        // Let the step's tool start (up to 1 s), then kill the script and the tool.
+        let until = Instant::now() + Duration::from_secs(1);
+        while !tool_running(pgid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        if child.wait().unwrap().success() {
+            // The last step was quick: the run completed before the kill.
+            break;
+        }
+        killed.push(target);
+    }
+    eprintln!(
+        "scripts faults {kind} {v}: killed at {} steps: {killed:?}",
+        killed.len()
+    );
+    let min = if with_v2 { 18 } else { 9 };
+    assert!(killed.len() >= min, "{killed:?}");
+    verify(&c, &data, &old).await;
+    eprintln!(
+        "scripts faults {kind} {v}: {} kills + final run, total {:.1}s",
+        killed.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+async fn unreachable(v: Version) {
+    let (c, hosts, data) = populated(v, false).await;
+    let (dir, _, _) = backup(&c, &hosts, "v3");
+    let bad = c.members[1].ip.clone();
+    let runner = c.dir.join("fake-ssh");
+    std::fs::write(
+        &runner,
+        format!(
+            "#!/bin/bash\n# like ssh: exit 255 when the host cannot be reached\n\
+             if [[ $1 == {bad} ]]; then echo \"ssh: connect to host $1 port 22: No route to host\" >&2; exit 255; fi\n\
+             exec bash -c \"$2\" </dev/null\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for script in ["restore-v3.sh", "restore-v2.sh"] {
+        let o = hosts
+            .script(&c, script)
+            .env("ETCD_RESCUE_RUNNER", format!("exec:{}", runner.display()))
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if script == "restore-v2.sh" {
+            // A v3 backup: refused before any host is touched.
+            assert_eq!(o.status.code(), Some(3), "{err}");
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(4), "{err}");
+        assert!(
+            err.contains("host m1") && err.contains(&bad) && err.contains("preflight"),
+            "{err}"
+        );
+        assert!(err.contains("nothing was changed"), "{err}");
+    }
+    // Nothing purged: every member dir in place, no moved-aside copy, the cluster serves.
+    for m in &c.members {
+        assert!(m.data_dir.join("member/wal").is_dir());
+        let names: Vec<String> = std::fs::read_dir(&m.data_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec!["member".to_string()], "{}", m.name);
+    }
+    health(&c, "10s");
+    assert_eq!(v3_all(&c, 0).await, data.v3);
+}
+
+macro_rules! both {
+    ($name:ident, $f:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn etcd_3_4() {
+                $f(Version::V34).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn etcd_3_5() {
+                $f(Version::V35).await
+            }
+        }
+    };
+}
+
+both!(v3_path_on, v3_path);
+both!(v2_path_on, v2_path);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_v3_etcd_3_4() {
+    faults(Version::V34, "restore-v3.sh", false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_v2_etcd_3_5() {
+    faults(Version::V35, "restore-v2.sh", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_host_etcd_3_5() {
+    unreachable(Version::V35).await
+}
