@@ -9,7 +9,6 @@
 //! `verify` runs the sha256 trailer check and the bbolt consistency check in parallel; any
 //! problem is exit 3 with the file and the byte offset.
 
-use crate::disk_err;
 use crate::source::{self, Opened};
 use etcd_common::envelope::{keys, Facts};
 use etcd_common::{diag, Ctx, Error, Outcome, Result};
@@ -156,7 +155,7 @@ pub fn status(a: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
         });
         (st, users)
     });
-    let st = st.map_err(disk_err)?;
+    let st = st?;
     let (user_keys, exact) = match users {
         Ok(u) => (Some(u.0), u.1),
         Err(e) => {
@@ -220,7 +219,7 @@ pub fn trailer_verdict(o: &Opened) -> Result<TrailerVerdict> {
     }
     let check = match o.gz_check {
         Some(c) => Some(c),
-        None => snapshot::verify_trailer(&o.path).map_err(disk_err)?,
+        None => snapshot::verify_trailer(&o.path)?,
     };
     Ok(match check {
         None => TrailerVerdict::Missing,
@@ -256,7 +255,7 @@ pub fn verify(a: VerifyArgs, ctx: &Ctx) -> Result<Outcome> {
     let o = source::open(&path, a.tmp_dir.as_deref())?;
     let (trailer, report) = std::thread::scope(|s| {
         let h = s.spawn(|| trailer_verdict(&o));
-        let report = bolt::check(&o.db).map_err(disk_err);
+        let report = bolt::check(&o.db).map_err(Error::from);
         let t = h
             .join()
             .unwrap_or_else(|_| Err(Error::internal("trailer check failed")));
@@ -290,7 +289,7 @@ pub fn verify(a: VerifyArgs, ctx: &Ctx) -> Result<Outcome> {
         "revision": rev,
     });
     // bbolt problems name the page; report them first, with the trailer's verdict after.
-    let mut failure = report.to_error(&o.db).map(disk_err);
+    let mut failure = report.to_error(&o.db).map(Error::from);
     if let Some(t) = trailer_error(&o, &trailer, a.skip_hash_check) {
         failure = Some(match failure {
             Some(f) => Error::bad_input(format!("{}; {}", f.message, t.message)),

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use etcd_common::man::ManExtra;
 use etcd_common::runner::CommonArgs;
 use etcd_common::{Ctx, Error, Outcome, Result, Tool};
-use etcd_disk::DiskError;
 
 pub mod inspect;
 pub mod restore;
@@ -41,16 +40,6 @@ pub enum Cmd {
     Verify(inspect::VerifyArgs),
     /// Build a member's data dir from a snapshot, as `etcdutl snapshot restore` does
     Restore(restore::RestoreArgs),
-}
-
-/// Map an etcd-disk error to a tool error: content problems are bad input (exit 3), the rest
-/// local I/O (exit 6). The message names the file and offset.
-pub fn disk_err(e: DiskError) -> Error {
-    if e.is_bad_input() {
-        Error::bad_input(e.to_string())
-    } else {
-        Error::io(e.to_string())
-    }
 }
 
 impl Tool for Args {

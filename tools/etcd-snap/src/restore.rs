@@ -23,8 +23,8 @@
 //! either finishes (the WAL matches the plan: only the final rename was missing) or removes our
 //! leftovers and starts again. A non-empty data dir or an existing WAL dir is refused (exit 7).
 
+use crate::inspect;
 use crate::source::{self, GzReader};
-use crate::{disk_err, inspect};
 use etcd_common::atomic::{fsync_dir, parent_of, track_partial, untrack_partial};
 use etcd_common::envelope::{keys, Facts};
 use etcd_common::envfile::EnvFile;
@@ -322,7 +322,7 @@ fn write_wal_and_snap(c: &BootstrapCluster, wal_dir: &Path, snap_dir: &Path) -> 
         node_id: c.local_id,
         cluster_id: c.cluster_id,
     };
-    let mut w = WalWriter::create(wal_dir, &md).map_err(disk_err)?;
+    let mut w = WalWriter::create(wal_dir, &md)?;
     let ents = conf_change_entries(c);
     let n = ents.len() as u64;
     let first = c.members.first().map(|m| m.id).unwrap_or(0);
@@ -333,10 +333,8 @@ fn write_wal_and_snap(c: &BootstrapCluster, wal_dir: &Path, snap_dir: &Path) -> 
             commit: n,
         },
         &ents,
-    )
-    .map_err(disk_err)?;
-    etcd_disk::snap::write_snap(snap_dir, &etcd_disk::v2store::restore_snapshot(&c.members))
-        .map_err(disk_err)?;
+    )?;
+    etcd_disk::snap::write_snap(snap_dir, &etcd_disk::v2store::restore_snapshot(&c.members))?;
     w.save_snapshot(&WalSnapshot {
         index: n,
         term: 1,
@@ -344,9 +342,8 @@ fn write_wal_and_snap(c: &BootstrapCluster, wal_dir: &Path, snap_dir: &Path) -> 
             voters: c.ids(),
             ..Default::default()
         }),
-    })
-    .map_err(disk_err)?;
-    w.finish().map_err(disk_err)?;
+    })?;
+    w.finish()?;
     Ok(())
 }
 
@@ -382,10 +379,10 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
         let mut r = GzReader::new(std::io::BufReader::with_capacity(1 << 20, src));
         let out = snapshot::copy_image(&mut r, std::io::BufWriter::new(&tmp), path, &label)
             .map_err(|e| r.error_for(path, e))?;
-        let db = BoltDb::from_file(tmp, &label, 0, out.image_len).map_err(disk_err)?;
+        let db = BoltDb::from_file(tmp, &label, 0, out.image_len)?;
         (db, out.trailer.is_some(), out.trailer_check())
     } else {
-        let (db, layout) = snapshot::open_db(path).map_err(disk_err)?;
+        let (db, layout) = snapshot::open_db(path)?;
         (db, layout.has_trailer, None)
     };
     if !has_trailer && !p.skip_hash_check {
@@ -395,7 +392,7 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
             md.len()
         )));
     }
-    let revision = inspect::revision(&db).map_err(disk_err)?;
+    let revision = inspect::revision(&db)?;
     let rp = RestorePlan {
         members: p
             .cluster
@@ -407,7 +404,7 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
         term: 1,
         bump_revision: p.bump_revision,
     };
-    let (edits, bumped) = snapshot::restore_edits(&db, &rp).map_err(disk_err)?;
+    let (edits, bumped) = snapshot::restore_edits(&db, &rp)?;
     let out = OpenOptions::new()
         .read(true)
         .write(true)
@@ -419,12 +416,12 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
     let (rw, check) = std::thread::scope(|s| {
         let h = s.spawn(|| {
             if check_plain {
-                snapshot::verify_trailer(path).map_err(disk_err)
+                snapshot::verify_trailer(path).map_err(Error::from)
             } else {
                 Ok(gz_check)
             }
         });
-        let rw = bolt::rewrite_into(&db, &edits, &out, dst).map_err(disk_err);
+        let rw = bolt::rewrite_into(&db, &edits, &out, dst).map_err(Error::from);
         let check = h
             .join()
             .unwrap_or_else(|_| Err(Error::internal("hash thread panicked")));

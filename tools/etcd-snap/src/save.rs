@@ -29,7 +29,6 @@
 //! - **Progress**: a one-line counter on stderr, only when stderr is a terminal (no indicatif:
 //!   one more dependency tree for a counter was not worth it).
 
-use crate::disk_err;
 use crate::inspect;
 use etcd_common::atomic::{part_path, AtomicFile};
 use etcd_common::conn::{etcd_error, ConnArgs, ConnConfig, ProcessEnv};
@@ -505,7 +504,7 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         None
     } else {
         match etcd_disk::snapshot::open_db(&dest) {
-            Ok((db, _)) => inspect::revision(&db).map_err(disk_err).ok(),
+            Ok((db, _)) => inspect::revision(&db).map_err(Error::from).ok(),
             Err(e) => {
                 diag::debug(&format!("revision of {}: {e}", dest.display()));
                 None

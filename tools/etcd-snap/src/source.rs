@@ -7,7 +7,6 @@
 //! holding back the trailer while it streams ([`etcd_disk::snapshot::copy_image`]). A plain
 //! file is read in place. Memory stays bounded either way.
 
-use crate::disk_err;
 use etcd_common::{Error, Result};
 use etcd_disk::bolt::BoltDb;
 use etcd_disk::snapshot::{self, Layout, TrailerCheck};
@@ -109,7 +108,7 @@ impl<R: Read> GzReader<R> {
                 "{}: offset {off} (compressed): gzip stream corrupt or cut short: {msg}",
                 path.display()
             )),
-            None => disk_err(e),
+            None => Error::from(e),
         }
     }
 }
@@ -143,7 +142,7 @@ pub fn open(path: &Path, tmp_dir: Option<&Path>) -> Result<Opened> {
         )));
     }
     if !is_gzip(path)? {
-        let (db, layout) = snapshot::open_db(path).map_err(disk_err)?;
+        let (db, layout) = snapshot::open_db(path)?;
         return Ok(Opened {
             db,
             path: path.to_path_buf(),
@@ -174,7 +173,7 @@ pub fn open(path: &Path, tmp_dir: Option<&Path>) -> Result<Opened> {
         has_trailer: out.trailer.is_some(),
         image_len: out.image_len,
     };
-    let db = BoltDb::from_file(tmp, &label, 0, layout.image_len).map_err(disk_err)?;
+    let db = BoltDb::from_file(tmp, &label, 0, layout.image_len)?;
     Ok(Opened {
         db,
         path: path.to_path_buf(),
