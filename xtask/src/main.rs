@@ -15,9 +15,9 @@ const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
   deps            install what is missing (protoc, etcd 3.4.23, etcd 3.5.1, shellcheck); print where etcd is, as JSON
-  test            deps, fmt, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check, fuzz 15 s
+  test            deps, fmt, shellcheck, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check, fuzz 15 s
   man [--check]   render man/*.1 from the tools' clap definitions (--check: fail when stale)
-  demo [ARGS]     a local 3-member etcd cluster: write data, check health (see `cargo xtask demo --help`)
+  demo [ARGS]     a local 3-member cluster with v2 + v3 data: backup.sh -> destroy -> restore -> etcd-health (see `cargo xtask demo --help`)
   bench [ARGS]    our tools and etcdctl/etcdutl side by side on the same data; medians and ratios
   fuzz [--seconds N] [wal|snap|bolt...]
                   libFuzzer on etcd-disk's WAL, snap and bbolt readers (stable Rust; N split over targets)
@@ -168,10 +168,47 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     r
 }
 
+fn step_value<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let mut out = None;
+    step(name, || {
+        out = Some(f()?);
+        Ok(())
+    })?;
+    out.context("step gave no value")
+}
+
+/// shellcheck every scripts/*.sh (following `source`d lib.sh from the scripts' dir).
+fn shellcheck(root: &Path, shellcheck: &Path) -> Result<()> {
+    let dir = root.join("scripts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no scripts/*.sh to check");
+    }
+    let status = Command::new(shellcheck)
+        .args(["-x", "--source-path=SCRIPTDIR"])
+        .args(&files)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot run {}", shellcheck.display()))?;
+    if !status.success() {
+        bail!("shellcheck found problems in scripts/*.sh ({status})");
+    }
+    Ok(())
+}
+
 fn test(root: &Path, rest: &[String]) -> Result<()> {
     let t0 = Instant::now();
-    step("deps", || deps::ensure(root).map(|_| ()))?;
+    let bins = step_value("deps", || deps::ensure(root))?;
     step("fmt", || cargo(root, &["fmt", "--all", "--check"]))?;
+    step("shellcheck scripts/*.sh", || {
+        shellcheck(root, &bins.shellcheck)
+    })?;
     step("clippy", || {
         cargo(
             root,
