@@ -261,7 +261,23 @@ async fn save_status_restore(v: Version) {
     let token = format!("{}-restored", c.token);
     let mut ids = Vec::new();
     for i in 0..c.members.len() {
-        wipe(&c.members[i].data_dir);
+        if i == 0 {
+            // Member 0 goes the way of the procedure: etcd-purge moves member/ aside inside the
+            // data dir, and the restore builds the new member/ beside that copy.
+            let dd = c.members[0].data_dir.to_str().unwrap().to_string();
+            let out = c
+                .tool("etcd-purge")
+                .args(["--data-dir", &dd])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            wipe(&c.members[i].data_dir);
+        }
         let env = env_file(&c, i, &token);
         let r = ok(&c, &["restore", "--env-file", env.to_str().unwrap(), &fs]);
         assert_eq!(
@@ -279,6 +295,18 @@ async fn save_status_restore(v: Version) {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+        if i == 0 {
+            let purged: Vec<String> = std::fs::read_dir(&c.members[0].data_dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("member.purged."))
+                .collect();
+            assert_eq!(
+                purged.len(),
+                1,
+                "the purged copy is kept beside the restored member"
+            );
+        }
         // a second run is refused, nothing changed
         let (code, _, _) = snap(&c, &["restore", "--env-file", env.to_str().unwrap(), &fs]);
         assert_eq!(code, 7);

@@ -39,7 +39,7 @@ use etcd_disk::snapshot::{self, RestorePlan};
 use etcd_disk::wal::WalWriter;
 use serde_json::{json, Value};
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `restore` (etcdctl's flags, plus ours).
@@ -196,8 +196,16 @@ pub fn default_warnings(p: &Plan) -> Vec<String> {
     w
 }
 
-/// The temporary build dir next to the data dir, and the marker of a finished separate WAL.
+/// The temporary build dir and the marker of a finished separate WAL.
+///
+/// When the data dir does not exist, the whole data dir is built next to it and renamed into
+/// place. When it exists (empty, a mount point with `lost+found`, or holding the copies
+/// `etcd-purge` moved aside), `member/` is built inside it and renamed into it: the rename
+/// then never crosses a filesystem.
 pub fn temp_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    if data_dir.is_dir() {
+        return (data_dir.join(IN_PLACE_TMP), data_dir.join(IN_PLACE_MARKER));
+    }
     let parent = parent_of(data_dir);
     let base = data_dir
         .file_name()
@@ -209,10 +217,30 @@ pub fn temp_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-fn is_empty_dir(p: &Path) -> Result<bool> {
-    let mut rd =
-        std::fs::read_dir(p).map_err(|e| Error::io(format!("cannot read {}: {e}", p.display())))?;
-    Ok(rd.next().is_none())
+const IN_PLACE_TMP: &str = ".etcd-snap-restore";
+const IN_PLACE_MARKER: &str = ".etcd-snap-restore.wal-done";
+
+/// Entries an existing data dir may hold for a restore into it: what a filesystem root has,
+/// the copies `etcd-purge` moved aside, and our own leftovers.
+fn allowed_in_data_dir(name: &str) -> bool {
+    name == "lost+found"
+        || name.starts_with("member.purged.")
+        || name == IN_PLACE_TMP
+        || name == IN_PLACE_MARKER
+}
+
+/// The first entry of an existing data dir that a restore must not build over, if any.
+fn blocking_entry(data_dir: &Path) -> Result<Option<String>> {
+    let rd = std::fs::read_dir(data_dir)
+        .map_err(|e| Error::io(format!("cannot read {}: {e}", data_dir.display())))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(format!("cannot read {}: {e}", data_dir.display())))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if !allowed_in_data_dir(&name) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 fn mkdir0700(p: &Path) -> Result<()> {
@@ -252,14 +280,19 @@ pub enum Start {
 /// leftovers (clean them, or finish an interrupted run). `dry_run` removes nothing.
 pub fn check_target(p: &Plan, dry_run: bool) -> Result<Start> {
     let (tmp, marker) = temp_paths(&p.data_dir);
-    let data_nonempty = match std::fs::symlink_metadata(&p.data_dir) {
-        Ok(m) if m.is_dir() => !is_empty_dir(&p.data_dir)?,
-        Ok(_) => true,
-        Err(_) => false,
+    let blocking = match std::fs::symlink_metadata(&p.data_dir) {
+        Ok(m) if m.is_dir() => blocking_entry(&p.data_dir)?,
+        Ok(_) => Some(String::new()),
+        Err(_) => None,
     };
-    if data_nonempty {
+    if let Some(entry) = blocking {
+        let what = if entry.is_empty() {
+            "is not a directory".to_string()
+        } else {
+            format!("holds {entry:?}")
+        };
         return Err(Error::refused(format!(
-            "data-dir {} exists and is not empty: move it aside first (nothing was changed)",
+            "data-dir {} {what}: move it aside first, e.g. with etcd-purge (nothing was changed)",
             p.data_dir.display()
         )));
     }
@@ -511,7 +544,7 @@ pub fn run(a: RestoreArgs, ctx: &Ctx) -> Result<Outcome> {
         });
     }
     let (tmp, marker) = temp_paths(&p.data_dir);
-    let parent = parent_of(&p.data_dir);
+    let parent = parent_of(&tmp);
     std::fs::create_dir_all(&parent)
         .map_err(|e| Error::io(format!("cannot create {}: {e}", parent.display())))?;
     let mut db_res = None;
@@ -632,18 +665,25 @@ fn build(p: &Plan, tmp: &Path, marker: &Path, parent: &Path) -> Result<DbResult>
 }
 
 fn finish(p: &Plan, tmp: &Path, parent: &Path) -> Result<()> {
-    // An existing empty data dir on another filesystem (a mount point) cannot be replaced by a
-    // rename: move the member dir into it instead... which crosses filesystems too. Refuse
-    // clearly rather than copy.
-    if let (Ok(d), Ok(t)) = (std::fs::metadata(&p.data_dir), std::fs::metadata(tmp)) {
-        if d.dev() != t.dev() {
-            return Err(Error::refused(format!(
-                "data-dir {} is a mount point (another filesystem than {}): restore into a dir below it, e.g. {}/data",
-                p.data_dir.display(),
-                parent.display(),
-                p.data_dir.display()
-            )));
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        Error::io(format!("cannot {what} {}: {e}", path.display()))
+    };
+    if tmp.parent() == Some(p.data_dir.as_path()) {
+        // Built inside the existing data dir: move `member/` into place.
+        let member = p.data_dir.join("member");
+        std::fs::rename(tmp.join("member"), &member).map_err(|e| io("rename into", &member, e))?;
+        fsync_dir(&p.data_dir).map_err(|e| io("fsync", &p.data_dir, e))?;
+        std::fs::remove_dir(tmp).map_err(|e| io("remove", tmp, e))?;
+        // etcd wants its data dir private (3.4.10 refused anything else).
+        let mode = std::fs::metadata(&p.data_dir)
+            .map_err(|e| io("stat", &p.data_dir, e))?
+            .mode()
+            & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(&p.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io("chmod 0700", &p.data_dir, e))?;
         }
+        return fsync_dir(&p.data_dir).map_err(|e| io("fsync", &p.data_dir, e));
     }
     std::fs::rename(tmp, &p.data_dir).map_err(|e| {
         Error::io(format!(
@@ -800,9 +840,23 @@ mod tests {
             check_target(&p, false).unwrap(),
             Start::Fresh { .. }
         ));
+        // A mount point's lost+found and etcd-purge's copies do not block a restore into the
+        // existing dir; anything else does.
         std::fs::create_dir(dd.join("lost+found")).unwrap();
+        std::fs::create_dir(dd.join("member.purged.20261126T063000Z")).unwrap();
+        assert!(matches!(
+            check_target(&p, false).unwrap(),
+            Start::Fresh { .. }
+        ));
+        assert_eq!(temp_paths(&dd).0, dd.join(".etcd-snap-restore"));
+        std::fs::create_dir(dd.join("member")).unwrap();
+        let e = check_target(&p, false).unwrap_err();
+        assert_eq!(e.exit_code().code(), 7);
+        assert!(e.message.contains("\"member\""), "{}", e.message);
+        std::fs::remove_dir(dd.join("member")).unwrap();
+        std::fs::write(dd.join("notes.txt"), b"x").unwrap();
         assert_eq!(check_target(&p, false).unwrap_err().exit_code().code(), 7);
-        std::fs::remove_dir(dd.join("lost+found")).unwrap();
+        std::fs::remove_file(dd.join("notes.txt")).unwrap();
         // a leftover build dir is ours: cleaned
         let (tmp, _) = temp_paths(&dd);
         std::fs::create_dir_all(tmp.join("member")).unwrap();
