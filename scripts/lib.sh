@@ -169,16 +169,25 @@ tool() {
 }
 
 # The ETCDCTL_* connection settings of this shell travel with every command (ssh does not
-# forward the environment).
+# forward the environment). The non-secret ones go on the command line; the user and password
+# never do (a command line is visible to every user of the host in ps): they are written to the
+# command's stdin and read into the environment by a short prefix (see on_host).
 connection_env() {
 	local v out=()
-	for v in ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY ETCDCTL_USER ETCDCTL_PASSWORD \
-		ETCDCTL_DIAL_TIMEOUT ETCDCTL_COMMAND_TIMEOUT; do
+	for v in ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY ETCDCTL_DIAL_TIMEOUT ETCDCTL_COMMAND_TIMEOUT; do
 		[[ -n ${!v:-} ]] && out+=("$v=${!v}")
 	done
 	((${#out[@]})) && q env "${out[@]}"
 	return 0
 }
+
+# What a remote shell runs first when credentials are sent: read them from stdin, export the
+# ones given, and give the command an empty stdin.
+# shellcheck disable=SC2016 # expanded by the remote shell, not here
+SECRET_PREFIX='IFS= read -r ETCDCTL_USER; IFS= read -r ETCDCTL_PASSWORD; [ -n "$ETCDCTL_USER" ] && export ETCDCTL_USER; [ -n "$ETCDCTL_PASSWORD" ] && export ETCDCTL_PASSWORD; exec </dev/null; '
+
+has_secrets() { [[ -n ${ETCDCTL_USER:-} || -n ${ETCDCTL_PASSWORD:-} ]]; }
+secrets() { printf '%s\n%s\n' "${ETCDCTL_USER:-}" "${ETCDCTL_PASSWORD:-}"; }
 
 # on_host [--ro] HOST ARGV...: run ARGV on HOST (stdout and stderr pass through; exit status
 # returned; ssh's 255 means unreachable). --ro marks a read-only command: it runs even with
@@ -197,24 +206,41 @@ on_host() {
 	cenv=$(connection_env)
 	[[ -n $cenv ]] && cmd="$cenv $cmd"
 	if [[ $DRY_RUN == 1 && $ro == 0 ]]; then
-		local shown=$cmd
-		[[ -n ${ETCDCTL_PASSWORD:-} ]] && shown=${shown//"$ETCDCTL_PASSWORD"/***}
-		printf '[%s] %s\n' "$host" "$shown"
+		if has_secrets; then
+			printf '[%s] %s (user and password on stdin)\n' "$host" "$cmd"
+		else
+			printf '[%s] %s\n' "$host" "$cmd"
+		fi
 		return 0
 	fi
 	local addr
 	addr=$(host_addr "$host")
+	if has_secrets; then
+		cmd="$SECRET_PREFIX$cmd"
+	fi
 	case $RUNNER in
 	ssh)
 		local dest=$addr
 		[[ -n $SSH_USER ]] && dest="$SSH_USER@$addr"
-		ssh "${SSH_OPTS[@]}" -n "$dest" -- "$cmd"
+		if has_secrets; then
+			secrets | ssh "${SSH_OPTS[@]}" "$dest" -- "$cmd"
+		else
+			ssh "${SSH_OPTS[@]}" -n "$dest" -- "$cmd"
+		fi
 		;;
 	local)
-		bash -c "$cmd" </dev/null
+		if has_secrets; then
+			secrets | bash -c "$cmd"
+		else
+			bash -c "$cmd" </dev/null
+		fi
 		;;
 	exec:*)
-		"${RUNNER#exec:}" "$addr" "$cmd" </dev/null
+		if has_secrets; then
+			secrets | "${RUNNER#exec:}" "$addr" "$cmd"
+		else
+			"${RUNNER#exec:}" "$addr" "$cmd" </dev/null
+		fi
 		;;
 	*) die 2 "unknown runner '$RUNNER' (ssh, local or exec:PROG)" ;;
 	esac

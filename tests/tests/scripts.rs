@@ -567,3 +567,51 @@ async fn faults_v2_etcd_3_5() {
 async fn unreachable_host_etcd_3_5() {
     unreachable(Version::V35).await
 }
+
+/// The user and password reach the command's environment on the host, and never any process's
+/// command line there (visible to every user in `ps`): lib.sh sends them on the runner's stdin.
+#[test]
+fn credentials_never_on_a_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = dir.path().join("runner");
+    // Like ssh: the command string arrives as an argument and lives as long as the command.
+    std::fs::write(&runner, "#!/bin/bash\nbash -c \"$2\"\n").unwrap();
+    std::fs::set_permissions(&runner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pat = dir.path().join("pw.pat");
+    let lib = etcd_rescue_tests::workspace_root().join("scripts/lib.sh");
+    let script = format!(
+        r#"set -euo pipefail
+source {lib}
+HOST_NAMES=(h1); HOST_PEERS=(http://127.0.0.1:2380); HOST_ADDRS=(127.0.0.1)
+RUNNER=exec:{runner}
+on_host h1 sh -c 'echo "env:$ETCDCTL_USER:$ETCDCTL_PASSWORD:$ETCDCTL_CACERT"; printenv ETCDCTL_PASSWORD > {pat}; n=0; for p in /proc/[0-9]*/cmdline; do if tr "\0" " " < "$p" 2>/dev/null | grep -q -F -f {pat}; then n=$((n+1)); fi; done; echo "cmdlines:$n"'
+"#,
+        lib = lib.display(),
+        runner = runner.display(),
+        pat = pat.display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("ETCDCTL_USER", "root")
+        .env("ETCDCTL_PASSWORD", "s3cr3t-pw-7f3a")
+        .env("ETCDCTL_CACERT", "/etc/ca.pem")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("env:root:s3cr3t-pw-7f3a:/etc/ca.pem"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cmdlines:0"),
+        "the password is on a command line: {stdout}"
+    );
+}
