@@ -499,6 +499,48 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
         theirs,
         s,
     )];
+    // Like for like: both on the stopped member 1 (ours then copies the db file).
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = c.tool("etcd-wal-backup");
+            cmd.args(["backup", "-q", "--data-dir"])
+                .arg(&d1)
+                .arg("--backup-dir")
+                .arg(fresh("ours"));
+            cmd
+        },
+        || {
+            let b = fresh("theirs");
+            match v {
+                Version::V34 => {
+                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
+                    cmd.env("ETCDCTL_API", "2")
+                        .args(["backup", "--with-v3", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+                Version::V35 => {
+                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
+                    cmd.args(["backup", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+            }
+        },
+    )?;
+    rows.push(row(
+        "wal-backup-stopped",
+        v,
+        o.dataset,
+        "etcd-wal-backup backup (member stopped)",
+        theirs,
+        s,
+    ));
     c.start_member(1).await?;
 
     // Offline detect on a data dir with one full 64 MB WAL segment (and a tail segment).
