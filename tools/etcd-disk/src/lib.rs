@@ -16,9 +16,9 @@ pub mod entry;
 pub mod membership;
 pub mod proto;
 pub mod snap;
-pub mod v2store;
 /// Does a data dir hold v2 data: one pass over the WAL, the `.snap` etcd loads, the db in brief.
 pub mod v2scan;
+pub mod v2store;
 pub mod wal;
 
 pub mod bolt;
