@@ -30,20 +30,14 @@ fn tools() -> Vec<(clap::Command, ManExtra)> {
     for sub in wal_backup.get_subcommands() {
         let name = format!("etcd-wal-backup-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
-        let sub = sub
-            .clone()
-            .name(name)
-            .version(env!("CARGO_PKG_VERSION"));
+        let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
         v.push((sub, etcd_wal_backup::man()));
     }
     let rejoin = etcd_rejoin::Args::command();
     for sub in rejoin.get_subcommands() {
         let name = format!("etcd-rejoin-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
-        let sub = sub
-            .clone()
-            .name(name)
-            .version(env!("CARGO_PKG_VERSION"));
+        let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
         v.push((sub, etcd_rejoin::man()));
     }
     // One page per subcommand (the parent page refers to them as etcd-snap-<sub>(1)).
@@ -51,10 +45,7 @@ fn tools() -> Vec<(clap::Command, ManExtra)> {
     for sub in snap.get_subcommands() {
         let name = format!("etcd-snap-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
-        let sub = sub
-            .clone()
-            .name(name)
-            .version(env!("CARGO_PKG_VERSION"));
+        let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
         v.push((sub, etcd_snap::man()));
     }
     v
