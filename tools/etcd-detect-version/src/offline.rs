@@ -9,17 +9,7 @@ use etcd_disk::datadir;
 use etcd_disk::v2scan::{self, Class, LogScan};
 use etcd_disk::v2store;
 use etcd_disk::wal::WalTail;
-use etcd_disk::DiskError;
 use serde::Serialize;
-
-/// Map an etcd-disk error to the tool's exit codes (3 for bad content, 6 for I/O).
-pub fn disk_err(e: DiskError) -> Error {
-    if e.is_bad_input() {
-        Error::bad_input(e.to_string())
-    } else {
-        Error::io(e.to_string())
-    }
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SnapInfo {
@@ -180,10 +170,10 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
         wal_dir: l.wal_dir.display().to_string(),
         ..Default::default()
     };
-    let scan = v2scan::scan_log(&l.wal_dir).map_err(disk_err)?;
+    let scan = v2scan::scan_log(&l.wal_dir)?;
     fill_wal(&mut r, &scan);
     let valid = scan.valid_snapshots();
-    let choice = v2scan::choose_snap(&l.snap_dir, &valid).map_err(disk_err)?;
+    let choice = v2scan::choose_snap(&l.snap_dir, &valid)?;
     for (p, e) in &choice.skipped {
         r.skipped_snaps.push(e.to_string());
         r.warnings.push(format!(
@@ -205,8 +195,7 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
                     .map(|v| ids::hex(*v))
                     .collect(),
             });
-            let store = v2store::parse_store_of(&info.path, s.data.as_deref().unwrap_or(&[]))
-                .map_err(disk_err)?;
+            let store = v2store::parse_store_of(&info.path, s.data.as_deref().unwrap_or(&[]))?;
             let users = store.user_entries();
             r.v2.keys = users.iter().filter(|e| !e.dir).count() as u64;
             r.v2.dirs = users.iter().filter(|e| e.dir).count() as u64;

@@ -17,7 +17,7 @@
 //!    IDs, so the result starts only as a new one-member cluster with `--force-new-cluster`.
 
 use crate::manifest::{self, FileEntry, Manifest};
-use crate::{disk_err, DirGuard};
+use crate::DirGuard;
 use etcd_common::conn::{ConnArgs, ConnConfig, ProcessEnv};
 use etcd_common::envelope::{keys, Facts};
 use etcd_common::envfile::EnvFile;
@@ -277,8 +277,7 @@ fn snap_candidates(snap_dir: &Path, max: u64) -> Result<Vec<SnapFileInfo>> {
     if !snap_dir.is_dir() {
         return Ok(Vec::new());
     }
-    Ok(snap::list_snaps(snap_dir)
-        .map_err(disk_err)?
+    Ok(snap::list_snaps(snap_dir)?
         .into_iter()
         .filter(|i| i.index <= max || (i.index == 0 && i.term == 0))
         .collect())
@@ -287,7 +286,7 @@ fn snap_candidates(snap_dir: &Path, max: u64) -> Result<Vec<SnapFileInfo>> {
 /// The WAL metadata (node and cluster ID), from the first records of the newest segment
 /// (every segment starts with crc, metadata).
 fn wal_metadata(dir: &Path) -> Result<Metadata> {
-    let segs = wal::list_segments(dir).map_err(disk_err)?;
+    let segs = wal::list_segments(dir)?;
     let Some(last) = segs.last() else {
         return Err(Error::bad_input(format!(
             "{}: no .wal files",
@@ -295,7 +294,7 @@ fn wal_metadata(dir: &Path) -> Result<Metadata> {
         )));
     };
     let mut r = wal::RecordReader::new(vec![last.clone()]);
-    while let Some(rec) = r.next_record().map_err(disk_err)? {
+    while let Some(rec) = r.next_record()? {
         if rec.rtype == etcd_disk::proto::record_type::METADATA {
             return <Metadata as prost::Message>::decode(rec.data.unwrap_or(&[])).map_err(|e| {
                 Error::bad_input(format!(
@@ -316,7 +315,7 @@ fn wal_metadata(dir: &Path) -> Result<Metadata> {
 fn read_wal_until(dir: &Path, snap: (u64, u64), x: u64, wait: Duration) -> Result<WalContents> {
     let deadline = Instant::now() + wait;
     loop {
-        let c = wal::read_at(dir, snap.0, snap.1).map_err(disk_err)?;
+        let c = wal::read_at(dir, snap.0, snap.1)?;
         let last = c.entries.last().map_or(snap.0, |e| e.index);
         if last >= x {
             return Ok(c);
@@ -425,21 +424,20 @@ fn write_wal(
         fsync: false,
         ..WriterOptions::default()
     };
-    let mut w =
-        WalWriter::create_with(dst, &etcd_disk::proto::encode(md), opts).map_err(disk_err)?;
+    let mut w = WalWriter::create_with(dst, &etcd_disk::proto::encode(md), opts)?;
     let mut rd = src.entry_reader();
     let mut batch: Vec<Entry> = Vec::new();
     let mut bytes = 0usize;
     let mut count = 0u64;
     let mut last_term = 0;
     for loc in src.entries.iter().take_while(|l| l.index <= x) {
-        let e = rd.read(loc).map_err(disk_err)?;
+        let e = rd.read(loc)?;
         bytes += e.data.as_ref().map_or(0, Vec::len) + 16;
         last_term = e.term;
         batch.push(neutralise(e, with_v3, n));
         count += 1;
         if bytes >= BATCH_BYTES {
-            w.save(&HardState::default(), &batch).map_err(disk_err)?;
+            w.save(&HardState::default(), &batch)?;
             batch.clear();
             bytes = 0;
         }
@@ -449,14 +447,14 @@ fn write_wal(
         vote: 0,
         commit: x,
     };
-    w.save(&hs, &batch).map_err(disk_err)?;
+    w.save(&hs, &batch)?;
     if let Some(s) = snap_rec {
-        w.save_snapshot(&s).map_err(disk_err)?;
+        w.save_snapshot(&s)?;
     }
     let used = w.offset();
-    let dir = w.finish().map_err(disk_err)?;
+    let dir = w.finish()?;
     // Trim the preallocated zeros of the tail segment.
-    let segs = wal::list_segments(&dir).map_err(disk_err)?;
+    let segs = wal::list_segments(&dir)?;
     let n = segs.len();
     for (i, seg) in segs.iter().enumerate() {
         let f = OpenOptions::new()
@@ -510,7 +508,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             part.display()
         )));
     }
-    let locks = datadir::probe_locks(&ins).map_err(disk_err)?;
+    let locks = datadir::probe_locks(&ins)?;
     let running = locks.held();
 
     // The WAL's identity (node and cluster ID).
@@ -541,8 +539,8 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             (None, None)
         } else {
             known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
-            let db = BoltDb::open(&db_out).map_err(disk_err)?;
-            let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
+            let db = BoltDb::open(&db_out)?;
+            let s = v2scan::db_summary(&db, false)?;
             (s.consistent_index, Some(s.revision))
         };
         let x = l.committed.max(ci.unwrap_or(0));
@@ -557,8 +555,8 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             (None, None)
         } else {
             known_db = Some(copy_db(&ins.layout.db, &db_out)?);
-            let db = BoltDb::open(&db_out).map_err(disk_err)?;
-            let s = v2scan::db_summary(&db, false).map_err(disk_err)?;
+            let db = BoltDb::open(&db_out)?;
+            let s = v2scan::db_summary(&db, false)?;
             (s.consistent_index, Some(s.revision))
         };
         (ci, rev, None)
@@ -588,7 +586,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
                                 diag::debug(&format!("retrying after: {e}"));
                                 std::thread::sleep(Duration::from_millis(300));
                             }
-                            r => break r.map_err(disk_err)?,
+                            r => break r?,
                         }
                     };
                     if s.metadata.index > snap_max {
@@ -682,7 +680,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .map_err(|e| Error::io(format!("cannot chmod {}: {e}", dst.display())))?;
         // A .snap may have been rewritten while we copied: check the copy still loads.
-        snap::read_snap(&dst).map_err(disk_err)?;
+        snap::read_snap(&dst)?;
         OpenOptions::new()
             .write(true)
             .open(&dst)
@@ -694,9 +692,8 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         // without --with-v3: etcd creates the other buckets at startup.
         let mut ed = bolt::write::Edits::new();
         ed.put(b"meta", b"consistent_index", &x.to_be_bytes())
-            .and_then(|_| ed.put(b"meta", b"term", &x_term.to_be_bytes()))
-            .map_err(disk_err)?;
-        bolt::write::create(4096, &ed, &db_out).map_err(disk_err)?;
+            .and_then(|_| ed.put(b"meta", b"term", &x_term.to_be_bytes()))?;
+        bolt::write::create(4096, &ed, &db_out)?;
     }
     etcd_common::atomic::fsync_dir(&snap_out)
         .and_then(|_| etcd_common::atomic::fsync_dir(&member))

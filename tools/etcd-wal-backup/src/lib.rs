@@ -42,15 +42,6 @@ pub enum Cmd {
     Restore(restore::RestoreArgs),
 }
 
-/// Map an etcd-disk error to exit codes (3 for bad content, 6 for I/O).
-pub fn disk_err(e: etcd_disk::DiskError) -> Error {
-    if e.is_bad_input() {
-        Error::bad_input(e.to_string())
-    } else {
-        Error::io(e.to_string())
-    }
-}
-
 pub(crate) fn mkdir_0700(p: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -133,22 +133,28 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
         }
     }
     mkdir_0700(&layout.data_dir)?;
+    // Our own partial builds from an interrupted run (even a SIGKILL, which no handler sees):
+    // they hold copies of the backup's files only, the backup itself is untouched, and
+    // `member` does not exist (checked above), so a rerun removes them and starts over.
     let part = etcd_common::atomic::part_path(&layout.member_dir);
-    if part.exists() {
-        return Err(Error::refused(format!(
-            "{} exists (left by an interrupted run?): move it away first",
-            part.display()
-        )));
+    let stage_path = layout.data_dir.join(".etcd-wal-backup.restore.part");
+    let mut cleaned = Vec::new();
+    for leftover in [&part, &stage_path] {
+        if std::fs::symlink_metadata(leftover).is_ok() {
+            std::fs::remove_dir_all(leftover).map_err(|e| {
+                Error::io(format!(
+                    "cannot remove {}, left by an interrupted restore: {e}",
+                    leftover.display()
+                ))
+            })?;
+            cleaned.push(format!(
+                "removed {}, left by an interrupted restore",
+                leftover.display()
+            ));
+        }
     }
 
     // Stage: the backup's files under a temporary dir inside the data dir (same filesystem).
-    let stage_path = layout.data_dir.join(".etcd-wal-backup.restore.part");
-    if stage_path.exists() {
-        return Err(Error::refused(format!(
-            "{} exists (left by an interrupted run?): move it away first",
-            stage_path.display()
-        )));
-    }
     let stage = DirGuard::create(&stage_path)?;
     let (root, m): (PathBuf, Manifest) = if is_archive(&src) {
         manifest::unpack(&src, stage.path())?;
@@ -272,7 +278,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
         changed: true,
         facts,
         data: json!({"manifest": m}),
-        warnings: Vec::new(),
+        warnings: cleaned,
         summary,
         failure: None,
     })

@@ -218,8 +218,12 @@ fn offline_backup_restore_round_trip() {
     };
     assert_eq!(req.path, "/1/in-wal");
 
-    // Restore into a new data dir, then refuse a second time.
+    // Restore into a new data dir, then refuse a second time. The dir holds what a restore
+    // killed with SIGKILL leaves behind: the rerun removes it and finishes.
     let target = t.path().join("new");
+    std::fs::create_dir_all(target.join("member.part/snap")).unwrap();
+    std::fs::write(target.join("member.part/snap/db"), b"half a db").unwrap();
+    std::fs::create_dir_all(target.join(".etcd-wal-backup.restore.part/member")).unwrap();
     let (code, v, err) = run(&[
         "restore",
         "--backup-dir",
@@ -231,6 +235,14 @@ fn offline_backup_restore_round_trip() {
     ]);
     assert_eq!(code, 0, "{v} {err}");
     assert_eq!(v["changed"], true);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 2, "{v}");
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("interrupted restore"),
+        "{v}"
+    );
     let next = &v["facts"]["next"];
     assert_eq!(next["flags"][0], "--force-new-cluster");
     assert_eq!(next["flags"][1], "--name=n1");
