@@ -103,6 +103,15 @@ impl WalWriter {
         if opts.segment_size < 64 {
             return Err(DiskError::Invalid("segment size too small".into()));
         }
+        // Frames are 8-byte aligned; a preallocated tail that is not would end in a partial
+        // length field, which a reader (etcd's too) must take for a torn write. etcd's own size,
+        // 64,000,000, is a multiple of 8.
+        if opts.segment_size % 8 != 0 {
+            return Err(DiskError::Invalid(format!(
+                "segment size {} is not a multiple of 8",
+                opts.segment_size
+            )));
+        }
         if dir.exists() {
             return Err(DiskError::layout(dir, "wal dir exists"));
         }
