@@ -263,6 +263,8 @@ proptest! {
         prop_assert_eq!(&bytes, &snap::encode_snap(&s));
         prop_assert_eq!(&snap::decode_snap(&p, &bytes).unwrap(), &s);
         // Older snapshots beside it: the newest name is loaded first.
+        // (The same name drawn twice is written once: write_snap refuses to overwrite.)
+        let extra: std::collections::BTreeSet<(u64, u64)> = extra.into_iter().collect();
         for (tm, ix) in &extra {
             let mut o = s.clone();
             o.metadata.term = *tm;
