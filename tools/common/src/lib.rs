@@ -22,6 +22,7 @@ pub mod exit;
 pub mod ids;
 pub mod input;
 pub mod man;
+pub mod members;
 pub mod runner;
 
 pub use error::{Error, ErrorKind, Result, ResultExt};

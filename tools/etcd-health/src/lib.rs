@@ -48,26 +48,13 @@ pub struct Args {
 }
 
 /// A member as the member list gives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MemberInfo {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-    pub is_learner: bool,
-}
+pub use etcd_common::members::Member as MemberInfo;
 
-impl MemberInfo {
-    /// A member that was added but never started has no name and no client URLs.
-    pub fn started(&self) -> bool {
-        !self.name.is_empty() || !self.client_urls.is_empty()
-    }
-    fn label(&self) -> String {
-        if self.name.is_empty() {
-            ids::hex(self.id)
-        } else {
-            self.name.clone()
-        }
+fn label(m: &MemberInfo) -> String {
+    if m.name.is_empty() {
+        ids::hex(m.id)
+    } else {
+        m.name.clone()
     }
 }
 
@@ -150,7 +137,7 @@ pub fn verdict(
     let name_of = |id: u64| -> String {
         members
             .and_then(|ms| ms.iter().find(|m| m.id == id))
-            .map(MemberInfo::label)
+            .map(label)
             .unwrap_or_else(|| ids::hex(id))
     };
 
@@ -251,7 +238,7 @@ pub fn verdict(
             } else if m.is_learner {
                 problems.push(format!(
                     "member {} is a learner, not yet promoted",
-                    m.label()
+                    label(m)
                 ));
             }
         }
@@ -376,13 +363,7 @@ async fn cluster_view(
             Ok(l) => l
                 .members()
                 .iter()
-                .map(|m| MemberInfo {
-                    id: m.id(),
-                    name: m.name().to_string(),
-                    peer_urls: m.peer_urls().to_vec(),
-                    client_urls: m.client_urls().to_vec(),
-                    is_learner: m.is_learner(),
-                })
+                .map(MemberInfo::from_etcd)
                 .collect::<Vec<_>>(),
             Err(e) => {
                 last_err = Some(e.message);
@@ -522,17 +503,6 @@ fn report_json(r: &EndpointReport, members: Option<&[MemberInfo]>, alarms: &[Ala
     })
 }
 
-fn member_json(m: &MemberInfo) -> Value {
-    json!({
-        "id": ids::hex(m.id),
-        "name": m.name,
-        "peer_urls": m.peer_urls,
-        "client_urls": m.client_urls,
-        "is_learner": m.is_learner,
-        "started": m.started(),
-    })
-}
-
 fn summary_line(v: &Verdict, members: Option<&[MemberInfo]>) -> String {
     let status = match v.status {
         Status::Healthy => "healthy",
@@ -545,7 +515,7 @@ fn summary_line(v: &Verdict, members: Option<&[MemberInfo]>) -> String {
         .map(|l| {
             members
                 .and_then(|ms| ms.iter().find(|m| m.id == l))
-                .map(|m| m.label())
+                .map(label)
                 .unwrap_or_else(|| ids::hex(l))
         })
         .unwrap_or_else(|| "none".into());
@@ -624,7 +594,7 @@ impl Tool for Args {
         if let Some(ms) = members {
             facts.insert(
                 keys::MEMBERS.into(),
-                Value::Array(ms.iter().map(member_json).collect()),
+                Value::Array(ms.iter().map(MemberInfo::json).collect()),
             );
         }
         let health = json!({

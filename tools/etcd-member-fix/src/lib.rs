@@ -58,44 +58,13 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
-/// A member as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-    pub is_learner: bool,
-}
+pub use etcd_common::members::Member;
 
-impl Member {
-    fn from_etcd(m: &etcd_client::Member) -> Member {
-        Member {
-            id: m.id(),
-            name: m.name().to_string(),
-            peer_urls: m.peer_urls().to_vec(),
-            client_urls: m.client_urls().to_vec(),
-            is_learner: m.is_learner(),
-        }
-    }
-
-    pub fn json(&self) -> Value {
-        json!({
-            "id": ids::hex(self.id),
-            "name": self.name,
-            "peer_urls": self.peer_urls,
-            "client_urls": self.client_urls,
-            "is_learner": self.is_learner,
-            "started": !self.name.is_empty() || !self.client_urls.is_empty(),
-        })
-    }
-
-    fn label(&self) -> String {
-        if self.name.is_empty() {
-            ids::hex(self.id)
-        } else {
-            format!("{} ({})", self.name, ids::hex(self.id))
-        }
+fn label(m: &Member) -> String {
+    if m.name.is_empty() {
+        ids::hex(m.id)
+    } else {
+        format!("{} ({})", m.name, ids::hex(m.id))
     }
 }
 
@@ -186,11 +155,7 @@ pub fn select<'a>(members: &'a [Member], sel: &Selector) -> Result<&'a Member> {
                 [one] => Ok(one),
                 [] => Err(Error::check_failed(format!(
                     "no member named {n:?} (members: {})",
-                    members
-                        .iter()
-                        .map(Member::label)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    members.iter().map(label).collect::<Vec<_>>().join(", ")
                 ))),
                 _ => Err(Error::usage(format!(
                     "several members are named {n:?}: give --id"
@@ -210,11 +175,7 @@ pub fn select<'a>(members: &'a [Member], sel: &Selector) -> Result<&'a Member> {
                 _ => Err(Error::usage(format!(
                     "{} members: give --name or --id ({})",
                     members.len(),
-                    members
-                        .iter()
-                        .map(Member::label)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    members.iter().map(label).collect::<Vec<_>>().join(", ")
                 ))),
             }
         }
@@ -283,9 +244,9 @@ impl Tool for Args {
         {
             return Err(Error::refused(format!(
                 "member {} already has peer URL {}: refusing to give it to {}",
-                other.label(),
+                label(other),
                 other.peer_urls.join(","),
-                target.label()
+                label(&target)
             )));
         }
         let mut warnings = Vec::new();
@@ -301,7 +262,7 @@ impl Tool for Args {
         if changed {
             diag::info(&format!(
                 "updating {} peer URLs {} -> {}",
-                target.label(),
+                label(&target),
                 target.peer_urls.join(","),
                 wanted.join(",")
             ));
@@ -336,7 +297,7 @@ impl Tool for Args {
                 if Instant::now() >= deadline {
                     return Err(Error::check_failed(format!(
                         "member update of {} was accepted but the member list still shows {} after {}",
-                        target.label(),
+                        label(&target),
                         now.map(|m| m.peer_urls.join(",")).unwrap_or_else(|| "no such member".into()),
                         duration::display(self.wait)
                     )));
@@ -379,14 +340,14 @@ impl Tool for Args {
         let summary = if changed {
             format!(
                 "{}: peer URLs {} -> {} (verified)",
-                target.label(),
+                label(&target),
                 target.peer_urls.join(","),
                 fixed.peer_urls.join(",")
             )
         } else {
             format!(
                 "{}: peer URLs already {}",
-                target.label(),
+                label(&target),
                 fixed.peer_urls.join(",")
             )
         };

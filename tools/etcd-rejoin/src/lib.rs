@@ -93,49 +93,13 @@ pub struct RemoveArgs {
     pub conn: ConnArgs,
 }
 
-/// A member as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: u64,
-    pub name: String,
-    pub peer_urls: Vec<String>,
-    pub client_urls: Vec<String>,
-    pub is_learner: bool,
-}
+pub use etcd_common::members::Member;
 
-impl Member {
-    fn from_etcd(m: &etcd_client::Member) -> Member {
-        Member {
-            id: m.id(),
-            name: m.name().to_string(),
-            peer_urls: m.peer_urls().to_vec(),
-            client_urls: m.client_urls().to_vec(),
-            is_learner: m.is_learner(),
-        }
-    }
-
-    /// A member added but never started has no name and no client URLs.
-    pub fn started(&self) -> bool {
-        !self.name.is_empty() || !self.client_urls.is_empty()
-    }
-
-    pub fn json(&self) -> Value {
-        json!({
-            "id": ids::hex(self.id),
-            "name": self.name,
-            "peer_urls": self.peer_urls,
-            "client_urls": self.client_urls,
-            "is_learner": self.is_learner,
-            "started": self.started(),
-        })
-    }
-
-    fn label(&self) -> String {
-        if self.name.is_empty() {
-            format!("{} ({})", ids::hex(self.id), self.peer_urls.join(","))
-        } else {
-            format!("{} ({})", self.name, ids::hex(self.id))
-        }
+fn label(m: &Member) -> String {
+    if m.name.is_empty() {
+        format!("{} ({})", ids::hex(m.id), m.peer_urls.join(","))
+    } else {
+        format!("{} ({})", m.name, ids::hex(m.id))
     }
 }
 
@@ -230,7 +194,7 @@ pub fn plan_add(members: &[Member], name: &str, urls: &[String]) -> Result<AddPl
         if !m.name.is_empty() && m.name != name {
             return Err(Error::refused(format!(
                 "member {} already has peer URLs {}: not adding {name:?}",
-                m.label(),
+                label(m),
                 urls.join(",")
             )));
         }
@@ -242,7 +206,7 @@ pub fn plan_add(members: &[Member], name: &str, urls: &[String]) -> Result<AddPl
     {
         return Err(Error::refused(format!(
             "member {} has some of the peer URLs {} (its own: {}): remove or fix it first",
-            m.label(),
+            label(m),
             urls.join(","),
             m.peer_urls.join(",")
         )));
@@ -262,7 +226,7 @@ pub fn plan_add(members: &[Member], name: &str, urls: &[String]) -> Result<AddPl
             if urls.iter().any(|n| host_of(n) != host_of(u)) {
                 return Err(Error::refused(format!(
                     "member {} advertises the peer URL {u}: a member on {} could not reach it, would fail to join and the cluster would lose quorum; fix it first (etcd-member-fix)",
-                    m.label(),
+                    label(m),
                     urls.join(",")
                 )));
             }
@@ -271,7 +235,7 @@ pub fn plan_add(members: &[Member], name: &str, urls: &[String]) -> Result<AddPl
     if let Some(m) = members.iter().find(|m| !m.started()) {
         return Err(Error::refused(format!(
             "member {} was added but has not started: start it (or remove it) before adding another",
-            m.label()
+            label(m)
         )));
     }
     Ok(AddPlan::Add)
@@ -401,7 +365,7 @@ async fn add(a: AddArgs, ctx: Ctx) -> Result<Outcome> {
         AddPlan::Exists(m) => {
             diag::info(&format!(
                 "member {} already has peer URLs {}",
-                m.label(),
+                label(&m),
                 urls.join(",")
             ));
             (m.id, members)
@@ -600,7 +564,7 @@ async fn remove(a: RemoveArgs, ctx: Ctx) -> Result<Outcome> {
         if !t.is_learner && voters <= 1 {
             return Err(Error::refused(format!(
                 "member {} is the last voter: removing it would destroy the cluster",
-                t.label()
+                label(t)
             )));
         }
         let id = t.id;
@@ -625,7 +589,7 @@ async fn remove(a: RemoveArgs, ctx: Ctx) -> Result<Outcome> {
         json!({"removed": wanted, "member_id": target.as_ref().map(|t| ids::hex(t.id))}),
     );
     let summary = match &target {
-        Some(t) => format!("removed member {}", t.label()),
+        Some(t) => format!("removed member {}", label(t)),
         None => format!("no member {wanted}: nothing to remove"),
     };
     if target.is_none() {
