@@ -21,6 +21,9 @@ pub mod v2scan;
 pub mod v2store;
 pub mod wal;
 
+/// Kernel-side copies (`copy_file_range`) with early writeback, for durable copies near `cp` speed.
+pub mod copy;
+
 pub mod bolt;
 pub mod snapshot;
 
