@@ -312,6 +312,10 @@ async fn backup_restore(v: Version) {
     let f1 = &e1["facts"]["backup"];
     assert_eq!(f1["online"], true, "{e1}");
     assert_eq!(f1["with_v3"], true);
+    // By default the db is copied from disk, lock-free, kept only if no bbolt commit landed
+    // during the copy (the writer commits every ~100 ms; a copy of this db takes ~1 ms).
+    assert_eq!(f1["db_source"]["from"], "disk", "{e1}");
+    assert!(f1["db_source"]["attempts"].as_u64().unwrap() <= 3, "{e1}");
     assert!(f1["complete_to_index"].as_u64().unwrap() >= f1["committed_index"].as_u64().unwrap());
     assert!(f1["complete_to_revision"].as_i64().unwrap() > 0);
     assert!(
@@ -361,9 +365,12 @@ async fn backup_restore(v: Version) {
             "--backup-dir".into(),
             s(&b2),
             "--archive".into(),
+            "--db-source".into(),
+            "stream".into(),
         ],
     );
     assert_eq!(code, 0, "{e2} {err2}");
+    assert_eq!(e2["facts"]["backup"]["db_source"]["from"], "stream", "{e2}");
     let cut = e2["facts"]["backup"]["complete_to_index"].as_u64().unwrap();
     assert!(
         cut >= wal_last,

@@ -3,8 +3,10 @@
 //! How the WAL and the db stay consistent, and why the newest acknowledged write is in:
 //! 1. A linearizable read through the member (so it has applied everything acknowledged before
 //!    the backup began), then `status` on it: its commit index `C` covers every such write.
-//! 2. The db comes from the member's snapshot stream (Maintenance.Snapshot, sha256 checked),
-//!    never from the locked file; its `meta/consistent_index` is `CI`.
+//! 2. The db is copied from disk without taking etcd's (advisory) lock, and kept only if no
+//!    bbolt commit landed during the copy (see [`crate::livedb`]); otherwise, after 3 tries, or
+//!    with `--db-source stream`, it comes from the member's snapshot stream (Maintenance.Snapshot,
+//!    sha256 checked). Either way its `meta/consistent_index` is `CI`, the state of one commit.
 //! 3. The WAL is cut at `X = max(C, CI)`: every entry up to `X` is committed, so final; we wait
 //!    until the member's WAL holds it. The new WAL carries entries `(S, X]` after the `.snap` at
 //!    `S ≤ CI`, **in place** (no renumbering: neutralised entries become empty entries with the
@@ -16,6 +18,7 @@
 //! 4. Membership entries are neutralised and the WAL metadata gets new random node and cluster
 //!    IDs, so the result starts only as a new one-member cluster with `--force-new-cluster`.
 
+use crate::livedb;
 use crate::manifest::{self, FileEntry, Manifest};
 use crate::DirGuard;
 use etcd_common::conn::{ConnArgs, ConnConfig, ProcessEnv};
@@ -60,10 +63,24 @@ pub struct BackupArgs {
     /// How long to wait for the member's WAL to hold the committed index
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration)]
     pub wal_wait: Duration,
+    /// Where the v3 db comes from while etcd runs: disk (a lock-free copy of member/snap/db,
+    /// kept only if no bbolt commit landed during it; after 3 tries, the stream) or stream (the
+    /// member's snapshot stream, as etcdctl snapshot save)
+    #[arg(long, value_enum, value_name = "SOURCE", default_value = "disk")]
+    pub db_source: DbSource,
     #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
     pub common: etcd_common::runner::CommonArgs,
+}
+
+/// Where the v3 db of an online backup comes from.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbSource {
+    /// A lock-free copy of member/snap/db checked against bbolt's commit counter.
+    Disk,
+    /// The member's snapshot stream (Maintenance.Snapshot).
+    Stream,
 }
 
 /// What the online phase learned from the member.
@@ -237,39 +254,6 @@ async fn stream_db(
     Ok((total - 32, etcd_disk::snapshot::hex(&got)))
 }
 
-/// Copy the db file of a stopped etcd (no lock held) into `dst`; returns (size, sha256).
-fn copy_db(src: &Path, dst: &Path) -> Result<(u64, String)> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut i = std::fs::File::open(src)
-        .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
-    let mut o = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = i
-            .read(&mut buf)
-            .map_err(|e| Error::io(format!("cannot read {}: {e}", src.display())))?;
-        if k == 0 {
-            break;
-        }
-        let chunk = buf.get(..k).unwrap_or(&[]);
-        h.update(chunk);
-        o.write_all(chunk)
-            .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))?;
-        n += k as u64;
-    }
-    o.sync_all()
-        .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
-    Ok((n, etcd_disk::snapshot::hex(&h.finalize())))
-}
-
 /// The `.snap` files that may be carried, newest first: loadable, `index <= max` (the db's
 /// consistent index: etcd requires `consistent_index >= snapshot index`). A `.snap` in that
 /// range that does not load is an error (exit 3): etcd would skip it, a backup must not hide it.
@@ -403,6 +387,9 @@ fn mkdir_0700(p: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot create {}: {e}", p.display())))
 }
 
+/// The db's path in a backup.
+const DB_REL: &str = "member/snap/db";
+
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Write the new WAL: entries `(S, X]` neutralised, HardState commit X, then the snapshot
@@ -521,7 +508,11 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let db_out = snap_out.join("db");
 
     let mut live = None;
+    // The db's size and sha256: known from the stream (checked against etcd's trailer), or
+    // being computed by the thread that follows a disk copy.
     let mut known_db: Option<(u64, String)> = None;
+    let mut db_hash: Option<(u64, livedb::HashJob)> = None;
+    let mut db_source = None;
     let mut notes: Vec<String> = Vec::new();
     // Phase 1: the commit index and the db.
     let (db_ci, db_rev, x) = if running {
@@ -538,7 +529,36 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         let (ci, rev) = if a.without_v3 {
             (None, None)
         } else {
-            known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
+            if a.db_source == DbSource::Disk && ins.db_exists {
+                match livedb::copy_live_db(&ins.layout.db, &db_out, |_| {})? {
+                    Ok(c) => {
+                        diag::debug(&format!(
+                            "db copied from disk at bbolt txid {} ({} bytes, attempt {})",
+                            c.txid, c.size, c.attempts
+                        ));
+                        db_source =
+                            Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
+                        db_hash = Some((c.size, c.hash));
+                    }
+                    Err(moved) => {
+                        let why = moved
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        diag::warn(&format!(
+                            "the db kept changing while it was copied ({why}): taking it from the snapshot stream"
+                        ));
+                        notes.push(format!(
+                            "db from the snapshot stream: the disk copy never held still ({why})"
+                        ));
+                    }
+                }
+            }
+            if db_hash.is_none() {
+                known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
+                db_source = Some(json!({"from": "stream"}));
+            }
             let db = BoltDb::open(&db_out)?;
             let s = v2scan::db_summary(&db, false)?;
             (s.consistent_index, Some(s.revision))
@@ -554,7 +574,25 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         let (ci, rev) = if a.without_v3 || !ins.db_exists {
             (None, None)
         } else {
-            known_db = Some(copy_db(&ins.layout.db, &db_out)?);
+            // Nothing commits on a stopped member: the same copy holds on the first try.
+            match livedb::copy_live_db(&ins.layout.db, &db_out, |_| {})? {
+                Ok(c) => {
+                    db_source =
+                        Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
+                    db_hash = Some((c.size, c.hash));
+                }
+                Err(moved) => {
+                    return Err(Error::refused(format!(
+                        "{}: changed while copied although no etcd holds its lock: {}",
+                        ins.layout.db.display(),
+                        moved
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )))
+                }
+            }
             let db = BoltDb::open(&db_out)?;
             let s = v2scan::db_summary(&db, false)?;
             (s.consistent_index, Some(s.revision))
@@ -726,10 +764,15 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         neutralised: neut,
         files: Vec::<FileEntry>::new(),
     };
-    // The db's sha256 was computed while it streamed in (and checked against etcd's).
-    let known: Vec<(String, u64, String)> = known_db
-        .map(|(n, h)| vec![("member/snap/db".to_string(), n, h)])
-        .unwrap_or_default();
+    // The other files are hashed while the db's hash thread finishes; the db's sha256 was
+    // computed while it streamed in (and checked against etcd's) or while it was copied.
+    let mut known = manifest::hash_files(&part, &[DB_REL])?;
+    if let Some((n, job)) = db_hash {
+        known_db = Some((n, job.wait()?));
+    }
+    if let Some((n, h)) = known_db {
+        known.push((DB_REL.to_string(), n, h));
+    }
     let m = manifest::write(&part, m, &known)?;
     let files_total: u64 = m.files.iter().map(|f| f.size_bytes).sum();
 
@@ -772,6 +815,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             "cluster_id": m.cluster_id,
             "size_bytes": files_total,
             "files": m.files.iter().map(|f| json!({"path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
+            "db_source": db_source,
             "start_with": "--force-new-cluster",
         }),
     );

@@ -7,6 +7,7 @@
 //!   modes, after checking every file against the manifest; refuses when a member dir exists.
 
 pub mod backup;
+pub mod livedb;
 pub mod manifest;
 pub mod restore;
 
@@ -35,7 +36,8 @@ pub struct Args {
 pub enum Cmd {
     /// Back up a member's data dir while etcd runs: the newest usable .snap, one rewritten WAL
     /// complete up to the cluster's committed index (membership entries neutralised, new node
-    /// and cluster IDs), and the v3 db from the member's snapshot stream; manifest with sha256
+    /// and cluster IDs), and the v3 db (a lock-free consistent copy, or the member's snapshot
+    /// stream); manifest with sha256
     Backup(backup::BackupArgs),
     /// Put a backup (dir or .tar.gz) in place as DATA_DIR/member with etcd's modes; refuses
     /// (exit 7) when a member dir exists. Start etcd next with --force-new-cluster
@@ -147,13 +149,16 @@ endpoint whose member ID is the data dir's is used). restore: a backup dir or .t
 the target data dir (--data-dir or ETCD_DATA_DIR).",
         output: "backup: facts.backup {path, archive, method, with_v3, online, complete_to_index, complete_to_revision, \
 committed_index, consistent_index, snapshot_index, entries, v2_writes, member_id, cluster_id, size_bytes, files \
-[{path, size_bytes, sha256}], start_with}, facts.backup_method (v2), facts.data_dir, facts.member_id, facts.cluster_id \
+[{path, size_bytes, sha256}], db_source {from: disk|stream, txid, attempts}, start_with}, facts.backup_method (v2), facts.data_dir, facts.member_id, facts.cluster_id \
 (of the source), facts.etcd_version. data.manifest is manifest.json. restore: facts.restore {data_dir, member_dir, wal_dir, \
 member_id, cluster_id, name, complete_to_index, complete_to_revision}, facts.next {action, flags}, facts.data_dir.
 
 How the backup stays consistent while etcd runs: a linearizable read through the member, then its commit index C (every \
-write acknowledged before the backup began is at or below C); the db from the member's snapshot stream, with consistent \
-index CI; the WAL cut at X = max(C, CI), waiting until the member's WAL holds X; entries kept in place (neutralised ones \
+write acknowledged before the backup began is at or below C); the db, with consistent index CI, copied from disk without \
+a lock (etcd's lock is advisory; bbolt never overwrites a page of its newest committed tree before the next commit is \
+complete, so a copy during which the newest meta's txid, the file's inode and the copy's own meta stay the same holds \
+exactly that commit; otherwise it is taken again, and after 3 tries from the member's snapshot stream, sha256 checked; \
+--db-source stream always streams); the WAL cut at X = max(C, CI), waiting until the member's WAL holds X; entries kept in place (neutralised ones \
 become empty entries with the same index), HardState commit = X, so that etcd replays (CI, X] into the db at startup and \
 --force-new-cluster keeps every entry up to X. The .snap carried is the newest one at or below CI.",
         environment: &[],

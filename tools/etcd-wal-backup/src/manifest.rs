@@ -147,6 +147,19 @@ pub fn allowed_path(rel: &str) -> bool {
     }
 }
 
+/// (path, size, sha256) of every file under `root/member` but those in `skip`.
+pub fn hash_files(root: &Path, skip: &[&str]) -> Result<Vec<(String, u64, String)>> {
+    let mut out = Vec::new();
+    for rel in list_files(root)? {
+        if skip.contains(&rel.as_str()) {
+            continue;
+        }
+        let (sha, size) = sha256_file(&root.join(&rel))?;
+        out.push((rel, size, sha));
+    }
+    Ok(out)
+}
+
 /// Hash every file under `root/member` (except those in `known`: (path, size, sha256) already
 /// computed while writing), fill `m.files`, write `root/manifest.json`.
 pub fn write(root: &Path, mut m: Manifest, known: &[(String, u64, String)]) -> Result<Manifest> {
