@@ -52,6 +52,13 @@ fn exercise(bytes: &[u8]) -> Result<(), etcd_disk::DiskError> {
         // the writer must refuse or copy, never panic
         let out = dir.path().join("out");
         let _ = bolt::rewrite(&db, &Edits::new(), &out);
+        // so must the patch writer's path copy (puts into the one bucket with its own pages)
+        if name == b"key" {
+            let mut e = Edits::new();
+            e.put(&name, b"k00042x", b"v").unwrap();
+            e.put(&name, b"zzz", b"v").unwrap();
+            let _ = bolt::patch(&db, &e, &out);
+        }
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //!   [`Cursor`], [`BoltDb::get`], [`BoltDb::bucket`]);
 //! - [`check`]: the consistency check (every page reachable once, bounds, types, order,
 //!   freelist), also the single-pass scan used by `snapshot status`;
-//! - [`write`]: the writer (streaming compacting rewrite with edits).
+//! - [`write`]: the compacting writer (streaming rewrite with edits; new files);
+//! - [`patch`](mod@patch): the copy-on-write writer (copy of the source's pages + new pages for the edits,
+//!   what a restore uses).
 //!
 //! # Reading model
 //! The file is never mapped nor loaded whole. Every page is read with a positioned read
@@ -24,9 +26,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{DiskError, Result};
 
 pub mod check;
+pub mod patch;
 pub mod write;
 
 pub use check::{check, scan, CheckProblem, CheckReport, ScanEvent};
+pub use patch::{patch, patch_into};
 pub use write::{create, create_into, rewrite, rewrite_into, BucketEdit, Edits, RewriteStats};
 
 /// bbolt's magic number (meta offset 0).
@@ -560,6 +564,14 @@ impl BoltDb {
     /// Length of the byte range opened.
     pub fn range_len(&self) -> u64 {
         self.len
+    }
+    /// The underlying file (for kernel-side copies of page ranges, e.g. [`patch_into`]).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+    /// File offset of page 0 (0 for a whole file; the image may be a range of a larger file).
+    pub fn base(&self) -> u64 {
+        self.base
     }
     /// File offset of page `pgid`.
     pub fn page_offset(&self, pgid: u64) -> u64 {

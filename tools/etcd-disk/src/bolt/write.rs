@@ -1,4 +1,4 @@
-//! The bbolt writer: a **streaming compacting rewrite**.
+//! The compacting bbolt writer: a **streaming rewrite**.
 //!
 //! # Design (and why)
 //! The source db is read in key order with the bounded-memory [`Cursor`](super::Cursor); a
@@ -9,11 +9,14 @@
 //! (1 MiB buffered `pwrite`s) except for the two meta pages, written last. Memory holds one
 //! page per tree level plus the edits; nothing scales with the db.
 //!
-//! Why not copy-on-write append into the source (bbolt's own way)? It would need a freelist-aware
-//! allocator, rewriting every ancestor of a changed leaf, and it modifies a file in place; the
-//! restore path starts from a snapshot it must copy anyway, so producing the copy *as* the
-//! rewrite costs one sequential pass, near `cp` speed, leaves the source untouched, and the result
-//! is compact (no free pages), like etcd's own defragmentation.
+//! Two writers exist, for two jobs. This compacting rewrite reads and re-encodes every element
+//! in user space (about 3× a `cp` of the file), but its output has no free pages and full
+//! pages, like etcd's defragmentation; it is what [`create`] and compaction use, and it leaves
+//! the source untouched. The copy-on-write [`patch`](mod@super::patch) writer (bbolt's own way: the
+//! source's pages copied kernel-side, new pages appended for the changed leaves and their
+//! ancestors) costs about a `cp` plus a few pages and keeps the source's layout and free pages,
+//! as etcd's own restore does; it is what a restore uses. Both take the same [`Edits`] and give
+//! the same content.
 //!
 //! # What bbolt 1.3.6 accepts, and what we write
 //! - Leaves of small elements are filled up to the page size (bbolt's compaction fill); values
@@ -21,7 +24,9 @@
 //!   little of the last page is wasted (at most 8 pages per node); element count per page < 0xFFFF.
 //! - A sub-bucket is written inline (in its parent's leaf element) exactly when bbolt would
 //!   (`inlineable`): one leaf, no sub-buckets, size ≤ page size / 4. Otherwise it gets its own tree.
-//! - Branch keys are the first key of each child; a branch level with one child collapses.
+//! - Branch keys are the first key of each child; a branch node keeps at least two children even
+//!   when their keys overflow a page (so keys near the 32 KiB limit still converge to one root);
+//!   a branch level with one child collapses.
 //! - Meta: the source's page size and root sequence, `freelist = 0xFFFF_FFFF_FFFF_FFFF` (no freelist
 //!   stored: etcd itself runs with `NoFreelistSync`; bbolt rebuilds the free list by scanning,
 //!   and a bbolt opened without that option writes one on open), `pgid` = pages written,
@@ -160,30 +165,37 @@ const FLUSH_AT: usize = 1 << 20;
 /// Largest leaf node (in pages) the packing rule builds from large values.
 const MAX_NODE_PAGES: usize = 8;
 
-struct Sink<'f> {
-    file: &'f File,
-    path: &'f Path,
-    ps: usize,
-    next: u64,
-    buf: Vec<u8>,
-    off: u64,
+/// Appends pages: `next` is the page id the next node gets, `off` the file offset of the first
+/// byte not yet written (`buf` holds what is waiting, flushed in 1 MiB `pwrite`s).
+pub(super) struct Sink<'f> {
+    pub(super) file: &'f File,
+    pub(super) path: &'f Path,
+    pub(super) ps: usize,
+    pub(super) next: u64,
+    pub(super) buf: Vec<u8>,
+    pub(super) off: u64,
 }
 
 #[derive(Default)]
-struct NodeBuf {
+pub(super) struct NodeBuf {
     /// (flags, ksize, vsize) for leaves; (0, ksize, pgid) for branches.
-    elems: Vec<(u32, u32, u64)>,
+    pub(super) elems: Vec<(u32, u32, u64)>,
     data: Vec<u8>,
     size: usize,
 }
 
 impl NodeBuf {
-    fn clear(&mut self) {
+    pub(super) fn new() -> NodeBuf {
+        let mut n = NodeBuf::default();
+        n.clear();
+        n
+    }
+    pub(super) fn clear(&mut self) {
         self.elems.clear();
         self.data.clear();
         self.size = PAGE_HEADER_SIZE;
     }
-    fn first_key(&self) -> &[u8] {
+    pub(super) fn first_key(&self) -> &[u8] {
         match self.elems.first() {
             Some(&(_, k, _)) => self.data.get(..k as usize).unwrap_or(&[]),
             None => &[],
@@ -220,7 +232,7 @@ impl NodeBuf {
 }
 
 impl Sink<'_> {
-    fn write_node(&mut self, leaf: bool, node: &NodeBuf) -> Result<u64> {
+    pub(super) fn write_node(&mut self, leaf: bool, node: &NodeBuf) -> Result<u64> {
         let pages = node.size.div_ceil(self.ps).max(1);
         let overflow = u32::try_from(pages - 1).map_err(|_| {
             DiskError::Invalid(format!(
@@ -243,7 +255,7 @@ impl Sink<'_> {
         }
         Ok(id)
     }
-    fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.file
                 .write_all_at(&self.buf, self.off)
@@ -259,38 +271,70 @@ struct Level {
     node: NodeBuf,
 }
 
+/// Branch fill rule (shared with the patch writer): a branch node is full when the next element
+/// would not fit in one page, but it keeps at least two children, so every level has fewer nodes
+/// than the one below it and the tree converges to one root even with keys near bbolt's 32 KiB
+/// limit (bbolt itself never splits a node of four or fewer elements); and it stays below
+/// bbolt's 16-bit element count.
+pub(super) fn branch_full(node: &NodeBuf, esize: usize, ps: usize) -> bool {
+    node.elems.len() >= 0xFFFE || (node.elems.len() >= 2 && node.size + esize > ps)
+}
+
+/// Append a branch element (`key` → child `pgid`) to `node`.
+pub(super) fn branch_push(node: &mut NodeBuf, key: &[u8], pgid: u64) {
+    node.elems.push((0, key.len() as u32, pgid));
+    node.data.extend_from_slice(key);
+    node.size += ELEMENT_SIZE + key.len();
+}
+
 /// Bulk-loads one bucket's B+tree from elements given in increasing key order.
-struct TreeBuilder {
+pub(super) struct TreeBuilder {
     ps: usize,
     leaf: NodeBuf,
     leaf_pages: u64,
     has_sub: bool,
     levels: Vec<Level>,
     last_key: Vec<u8>,
-    count: u64,
+    pub(super) count: u64,
+    /// Leaves-only mode ([`TreeBuilder::leaves`]): the (first key, page id) of each leaf
+    /// written, instead of branch levels above them.
+    collected: Option<Vec<(Vec<u8>, u64)>>,
 }
 
-enum Built {
+pub(super) enum Built {
     Root(u64),
     Inline(Vec<u8>),
 }
 
 impl TreeBuilder {
-    fn new(ps: usize) -> TreeBuilder {
-        let mut leaf = NodeBuf::default();
-        leaf.clear();
+    pub(super) fn new(ps: usize) -> TreeBuilder {
         TreeBuilder {
             ps,
-            leaf,
+            leaf: NodeBuf::new(),
             leaf_pages: 0,
             has_sub: false,
             levels: Vec::new(),
             last_key: Vec::new(),
             count: 0,
+            collected: None,
         }
     }
 
-    fn add(&mut self, sink: &mut Sink<'_>, key: &[u8], value: &[u8], flags: u32) -> Result<()> {
+    /// A builder that only packs leaves (same fill rule); [`TreeBuilder::finish_leaves`]
+    /// returns them for the caller to link into an existing tree.
+    pub(super) fn leaves(ps: usize) -> TreeBuilder {
+        let mut tb = TreeBuilder::new(ps);
+        tb.collected = Some(Vec::new());
+        tb
+    }
+
+    pub(super) fn add(
+        &mut self,
+        sink: &mut Sink<'_>,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+    ) -> Result<()> {
         if self.count > 0 && key <= self.last_key.as_slice() {
             return Err(DiskError::corrupt(
                 sink.path,
@@ -348,7 +392,25 @@ impl TreeBuilder {
         let first = self.leaf.first_key().to_vec();
         self.leaf.clear();
         self.leaf_pages += 1;
+        if let Some(c) = self.collected.as_mut() {
+            c.push((first, pgid));
+            return Ok(());
+        }
         self.push_branch(sink, 0, &first, pgid)
+    }
+
+    /// Leaves-only mode: write the last leaf and return every leaf's (first key, page id), in
+    /// order; at least one leaf (possibly empty) is written.
+    pub(super) fn finish_leaves(mut self, sink: &mut Sink<'_>) -> Result<Vec<(Vec<u8>, u64)>> {
+        if self.collected.is_none() {
+            return Err(DiskError::Invalid(
+                "internal: finish_leaves on a tree builder".into(),
+            ));
+        }
+        if !self.leaf.elems.is_empty() || self.leaf_pages == 0 {
+            self.flush_leaf(sink)?;
+        }
+        Ok(self.collected.take().unwrap_or_default())
     }
 
     fn push_branch(
@@ -362,25 +424,20 @@ impl TreeBuilder {
             return Err(DiskError::Invalid("tree too deep".into()));
         }
         while self.levels.len() <= level {
-            let mut node = NodeBuf::default();
-            node.clear();
-            self.levels.push(Level { node });
+            self.levels.push(Level {
+                node: NodeBuf::new(),
+            });
         }
         let esize = ELEMENT_SIZE + key.len();
         let full = match self.levels.get(level) {
-            Some(l) => {
-                !l.node.elems.is_empty()
-                    && (l.node.size + esize > self.ps || l.node.elems.len() >= 0xFFFE)
-            }
+            Some(l) => branch_full(&l.node, esize, self.ps),
             None => false,
         };
         if full {
             self.flush_level(sink, level)?;
         }
         if let Some(l) = self.levels.get_mut(level) {
-            l.node.elems.push((0, key.len() as u32, pgid));
-            l.node.data.extend_from_slice(key);
-            l.node.size += esize;
+            branch_push(&mut l.node, key, pgid);
         }
         Ok(())
     }
@@ -395,7 +452,7 @@ impl TreeBuilder {
         self.push_branch(sink, level + 1, &first, pgid)
     }
 
-    fn finish(mut self, sink: &mut Sink<'_>, inline_ok: bool) -> Result<Built> {
+    pub(super) fn finish(mut self, sink: &mut Sink<'_>, inline_ok: bool) -> Result<Built> {
         if inline_ok && self.leaf_pages == 0 && !self.has_sub && self.leaf.size <= self.ps / 4 {
             let mut img = Vec::with_capacity(self.leaf.size);
             self.leaf.encode(true, 0, 0, &mut img);
@@ -421,23 +478,26 @@ impl TreeBuilder {
     }
 }
 
-struct Esc<'a>(&'a [u8]);
+pub(super) struct Esc<'a>(pub(super) &'a [u8]);
 impl std::fmt::Debug for Esc<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "\"{}\"", self.0.escape_ascii())
     }
 }
 
-struct Ctx<'a, 'f> {
-    src: Option<&'a BoltDb>,
-    sink: Sink<'f>,
-    stats: RewriteStats,
+pub(super) struct Ctx<'a, 'f> {
+    pub(super) src: Option<&'a BoltDb>,
+    pub(super) sink: Sink<'f>,
+    pub(super) stats: RewriteStats,
+    /// Patch mode ([`super::patch`]): the output starts as a copy of the source's pages, so
+    /// unedited buckets and nested sub-buckets are referenced, not rebuilt.
+    pub(super) patch: bool,
 }
 
 impl Ctx<'_, '_> {
     /// Build one bucket: source content (unless dropped) merged with `keys`; returns the
     /// bucket element value (header, plus inline page if inlined).
-    fn build_bucket(
+    pub(super) fn build_bucket(
         &mut self,
         source: Option<&BucketRef>,
         keys: Option<&BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
@@ -468,7 +528,10 @@ impl Ctx<'_, '_> {
                     }
                     continue;
                 }
-                if item.is_bucket() {
+                if item.is_bucket() && self.patch {
+                    // its pages (if any) are in the copied image: keep the value as it is
+                    tb.add(&mut self.sink, item.key, item.value, item.flags)?;
+                } else if item.is_bucket() {
                     let key = item.key.to_vec();
                     let sub = BucketRef::from_value(src.path(), item.value, voff)?;
                     let val = self.build_bucket(Some(&sub), None, depth + 1)?;
@@ -502,7 +565,9 @@ impl Ctx<'_, '_> {
     }
 
     /// Build the root bucket: top-level buckets from the source merged with bucket edits.
-    fn build_root(&mut self, edits: &Edits) -> Result<u64> {
+    /// In patch mode an unedited bucket keeps its value byte for byte and an edited one is
+    /// patched ([`Ctx::patch_bucket`]).
+    pub(super) fn build_root(&mut self, edits: &Edits) -> Result<u64> {
         let ps = self.sink.ps;
         let mut root = TreeBuilder::new(ps);
         let mut eb = edits.buckets.iter().peekable();
@@ -530,6 +595,8 @@ impl Ctx<'_, '_> {
                     .map(|x| x.1);
                 let v = match edit {
                     Some(e) if e.delete => continue,
+                    Some(e) if self.patch && !e.drop_source => self.patch_bucket(&sub, e)?,
+                    None if self.patch => item.value.to_vec(),
                     Some(e) => {
                         let source = if e.drop_source { None } else { Some(&sub) };
                         let mut v = self.build_bucket(source, Some(&e.keys), 1)?;
@@ -568,63 +635,80 @@ fn write_all(
     out: &File,
     out_path: &Path,
 ) -> Result<RewriteStats> {
-    let ps = page_size as usize;
-    let sink = Sink {
-        file: out,
-        path: out_path,
-        ps,
-        next: 2,
-        buf: Vec::with_capacity(FLUSH_AT + 2 * ps),
-        off: 2 * ps as u64,
-    };
     let mut ctx = Ctx {
         src,
-        sink,
+        sink: Sink::new(out, out_path, page_size as usize, 2),
         stats: RewriteStats::default(),
+        patch: false,
     };
     let root = ctx.build_root(edits)?;
-    ctx.sink.flush()?;
-    let pages = ctx.sink.next;
-    let bytes = pages * ps as u64;
-    out.set_len(bytes).map_err(|e| DiskError::io(out_path, e))?;
-    let (sequence, txid) = match src {
-        Some(s) => (s.meta().sequence, s.meta().txid.saturating_add(1).max(1)),
-        None => (0, 1),
-    };
-    for t in [txid - 1, txid] {
-        let slot = t % 2;
-        let meta = Meta {
-            magic: MAGIC,
-            version: VERSION,
-            page_size,
-            flags: 0,
-            root,
-            sequence,
-            freelist: NO_FREELIST,
-            pgid: pages,
-            txid: t,
-            checksum: 0,
+    ctx.finish_file(root, page_size)
+}
+
+impl<'f> Sink<'f> {
+    /// A sink whose first node gets page id `next` (written at `next × ps`).
+    pub(super) fn new(file: &'f File, path: &'f Path, ps: usize, next: u64) -> Sink<'f> {
+        Sink {
+            file,
+            path,
+            ps,
+            next,
+            buf: Vec::with_capacity(FLUSH_AT + 2 * ps),
+            off: next.saturating_mul(ps as u64),
         }
-        .with_checksum();
-        let mut page = vec![0u8; ps];
-        let hdr = PageHeader {
-            id: slot,
-            flags: META_PAGE,
-            count: 0,
-            overflow: 0,
-        };
-        page[..PAGE_HEADER_SIZE].copy_from_slice(&hdr.encode());
-        page[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + 64].copy_from_slice(&meta.encode());
-        out.write_all_at(&page, slot * ps as u64)
-            .map_err(|e| DiskError::io(out_path, e))?;
     }
-    out.sync_all().map_err(|e| DiskError::io(out_path, e))?;
-    let mut stats = ctx.stats;
-    stats.pages = pages;
-    stats.bytes = bytes;
-    stats.page_size = page_size;
-    stats.txid = txid;
-    Ok(stats)
+}
+
+impl Ctx<'_, '_> {
+    /// Flush the pages, set the file length to exactly `pgid × pageSize`, write both meta pages
+    /// (root bucket at `root`, no freelist; txid = source txid + 1 in slot `txid % 2`,
+    /// txid − 1 in the other, so neither can point at an older root), fsync.
+    pub(super) fn finish_file(mut self, root: u64, page_size: u32) -> Result<RewriteStats> {
+        let (out, out_path) = (self.sink.file, self.sink.path);
+        let ps = page_size as usize;
+        self.sink.flush()?;
+        let pages = self.sink.next;
+        let bytes = pages * ps as u64;
+        out.set_len(bytes).map_err(|e| DiskError::io(out_path, e))?;
+        let (sequence, txid) = match self.src {
+            Some(s) => (s.meta().sequence, s.meta().txid.saturating_add(1).max(1)),
+            None => (0, 1),
+        };
+        for t in [txid - 1, txid] {
+            let slot = t % 2;
+            let meta = Meta {
+                magic: MAGIC,
+                version: VERSION,
+                page_size,
+                flags: 0,
+                root,
+                sequence,
+                freelist: NO_FREELIST,
+                pgid: pages,
+                txid: t,
+                checksum: 0,
+            }
+            .with_checksum();
+            let mut page = vec![0u8; ps];
+            let hdr = PageHeader {
+                id: slot,
+                flags: META_PAGE,
+                count: 0,
+                overflow: 0,
+            };
+            page[..PAGE_HEADER_SIZE].copy_from_slice(&hdr.encode());
+            page[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + 64].copy_from_slice(&meta.encode());
+            out.write_all_at(&page, slot * ps as u64)
+                .map_err(|e| DiskError::io(out_path, e))?;
+        }
+        out.sync_all().map_err(|e| DiskError::io(out_path, e))?;
+        let mut stats = self.stats;
+        stats.pages = pages;
+        stats.bytes = bytes;
+        stats.page_size = page_size;
+        stats.txid = txid;
+        Ok(stats)
+    }
 }
 
 /// Rewrite `src` with `edits` into the caller's file `out` (written from offset 0, resized to
@@ -672,7 +756,7 @@ fn part_path(dst: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn atomic_write(
+pub(super) fn atomic_write(
     dst: &Path,
     f: impl FnOnce(&File, &Path) -> Result<RewriteStats>,
 ) -> Result<RewriteStats> {
@@ -726,6 +810,7 @@ mod tests {
             src: None,
             sink,
             stats: RewriteStats::default(),
+            patch: false,
         };
         let small: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             BTreeMap::from([(b"a".to_vec(), Some(b"1".to_vec()))]);
