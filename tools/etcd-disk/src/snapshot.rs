@@ -477,7 +477,8 @@ pub fn revision_bytes(main: i64, sub: i64) -> [u8; 17] {
 /// `cluster`, put the new members (key = lowercase hex ID), set `meta/consistent_index` and
 /// `meta/term` (8-byte BE); with a bump, put an empty value at revision (main of the last `key`
 /// entry + X, 0) and set `meta/scheduledCompactRev` to it. Returns the edits and the bumped
-/// revision. Apply them with [`bolt::rewrite`] (source = the snapshot image).
+/// revision. Apply them with [`bolt::patch_into`] (what restore does) or [`bolt::rewrite`]
+/// (source = the snapshot image).
 pub fn restore_edits(db: &BoltDb, plan: &RestorePlan) -> Result<(bolt::Edits, Option<i64>)> {
     let mut e = bolt::Edits::new();
     e.clear_bucket(b"members")?;
@@ -557,17 +558,22 @@ mod tests {
         };
         let (edits, bumped) = restore_edits(&db, &plan).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bumped, Some(1300));
+        // the compacting rewrite and the copy-on-write patch (what restore uses) agree
         let out = dir.path().join("out");
         bolt::rewrite(&db, &edits, &out).unwrap_or_else(|e| panic!("{e}"));
-        let (st, _) = status_of(&out).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(st.etcdctl.revision, 1300);
-        assert_eq!(st.members.len(), 1);
-        assert_eq!(st.members[0].id, "a000429f37de1964");
-        assert!(st.members_removed.is_empty());
-        assert_eq!((st.consistent_index, st.term), (Some(1), Some(1)));
-        assert_eq!(st.scheduled_compact_rev, Some(1300));
-        assert_eq!(st.key_revisions, 301);
-        assert!(st.buckets.iter().any(|b| b.name == "cluster"));
+        let patched = dir.path().join("patched");
+        bolt::patch(&db, &edits, &patched).unwrap_or_else(|e| panic!("{e}"));
+        for out in [&out, &patched] {
+            let (st, _) = status_of(out).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(st.etcdctl.revision, 1300);
+            assert_eq!(st.members.len(), 1);
+            assert_eq!(st.members[0].id, "a000429f37de1964");
+            assert!(st.members_removed.is_empty());
+            assert_eq!((st.consistent_index, st.term), (Some(1), Some(1)));
+            assert_eq!(st.scheduled_compact_rev, Some(1300));
+            assert_eq!(st.key_revisions, 301);
+            assert!(st.buckets.iter().any(|b| b.name == "cluster"));
+        }
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! restore` does, in a sibling directory renamed into place.
 //!
 //! What is written (spec §7.3, §7.5, §7.6):
-//! - `member/snap/db`: the snapshot image rewritten in one streaming pass
-//!   ([`etcd_disk::bolt::rewrite_into`]) with [`etcd_disk::snapshot::restore_edits`]: `members`
-//!   and `members_removed` replaced by the new membership, `meta/consistent_index` = N,
-//!   `meta/term` = 1, and with `--bump-revision X --mark-compacted` a key at revision
-//!   (last + X) and `meta/scheduledCompactRev` set to it. The sha256 of the image is checked
-//!   against the trailer on the other core while the rewrite runs, so checking costs no wall
-//!   time; a mismatch discards everything.
+//! - `member/snap/db`: the snapshot image patched copy-on-write ([`etcd_disk::bolt::patch_into`]:
+//!   its pages copied kernel-side, then new pages for what changes, as a bbolt transaction
+//!   would) with [`etcd_disk::snapshot::restore_edits`]: `members` and `members_removed`
+//!   replaced by the new membership, `meta/consistent_index` = N, `meta/term` = 1, and with
+//!   `--bump-revision X --mark-compacted` a key at revision (last + X) and
+//!   `meta/scheduledCompactRev` set to it (one put after the last key of `key`: a few pages).
+//!   The sha256 of the image is checked against the trailer on the other core while the copy
+//!   runs; a mismatch discards everything.
 //! - `member/snap/0000000000000001-<N>.snap`: the fresh v2 store with the new members, byte for
 //!   byte what etcdctl 3.4.23 and etcdutl 3.5.1 write.
 //! - `member/wal/0000000000000000-0000000000000000.wal`: metadata {member ID, cluster ID}, one
@@ -387,7 +388,7 @@ struct DbResult {
     trailer: &'static str,
 }
 
-/// Rewrite the snapshot image into `dst` with the restore edits, checking the trailer.
+/// Patch the snapshot image into `dst` with the restore edits, checking the trailer.
 fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
     let path = &p.snapshot;
     let md = std::fs::metadata(path).map_err(|e| source::open_error(path, e))?;
@@ -454,7 +455,7 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
                 Ok(gz_check)
             }
         });
-        let rw = bolt::rewrite_into(&db, &edits, &out, dst).map_err(Error::from);
+        let rw = bolt::patch_into(&db, &edits, &out, dst).map_err(Error::from);
         let check = h
             .join()
             .unwrap_or_else(|_| Err(Error::internal("hash thread panicked")));
