@@ -146,7 +146,7 @@ impl Edits {
     }
 }
 
-/// What a rewrite produced.
+/// What a rewrite or a patch produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RewriteStats {
     /// High-water mark of the new file (pages).
@@ -155,9 +155,11 @@ pub struct RewriteStats {
     pub bytes: u64,
     pub page_size: u32,
     pub txid: u64,
-    /// Elements written, all buckets (sub-bucket elements included).
+    /// Elements written, all buckets (sub-bucket elements included). For a
+    /// [`patch`](mod@super::patch), only those of the pages it wrote (copied pages are not
+    /// counted).
     pub elements: u64,
-    /// Top-level buckets written.
+    /// Top-level buckets in the output.
     pub buckets: u64,
 }
 
