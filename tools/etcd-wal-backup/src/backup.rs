@@ -462,6 +462,8 @@ fn write_wal(
 
 /// The whole `backup` run.
 pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let phase = |what: &str| diag::debug(&format!("{:>6} ms  {what}", t0.elapsed().as_millis()));
     let env = match &a.env_file {
         Some(p) => Some(EnvFile::load(p)?),
         None => None,
@@ -517,8 +519,27 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     // Phase 1: the commit index and the db.
     let (db_ci, db_rev, x) = if running {
         let cfg = a.conn.resolve(upstream, &ProcessEnv, env.as_ref())?;
-        let (mut client, mut l) = find_member(&cfg, md.node_id).await?;
-        committed_index(&cfg, &mut client, &mut l).await?;
+        // The disk copy runs while the member is asked for its commit index: the order does
+        // not matter (X = max(C, CI) below), and it is always waited for before going on.
+        let disk = (!a.without_v3 && a.db_source == DbSource::Disk && ins.db_exists).then(|| {
+            let (src, dst) = (ins.layout.db.clone(), db_out.clone());
+            tokio::task::spawn_blocking(move || livedb::copy_live_db(&src, &dst, |_| {}))
+        });
+        let asked = async {
+            let (mut client, mut l) = find_member(&cfg, md.node_id).await?;
+            committed_index(&cfg, &mut client, &mut l).await?;
+            Ok::<_, Error>((client, l))
+        }
+        .await;
+        let copied = match disk {
+            Some(j) => Some(
+                j.await
+                    .map_err(|e| Error::internal(format!("db copy: {e}")))??,
+            ),
+            None => None,
+        };
+        let (mut client, l) = asked?;
+        phase("committed index learned, disk copy done");
         diag::info(&format!(
             "{}: member {} committed index {} (after a linearizable read at revision {})",
             l.endpoint,
@@ -529,31 +550,30 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         let (ci, rev) = if a.without_v3 {
             (None, None)
         } else {
-            if a.db_source == DbSource::Disk && ins.db_exists {
-                match livedb::copy_live_db(&ins.layout.db, &db_out, |_| {})? {
-                    Ok(c) => {
-                        diag::debug(&format!(
-                            "db copied from disk at bbolt txid {} ({} bytes, attempt {})",
-                            c.txid, c.size, c.attempts
-                        ));
-                        db_source =
-                            Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
-                        db_hash = Some((c.size, c.hash));
-                    }
-                    Err(moved) => {
-                        let why = moved
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        diag::warn(&format!(
-                            "the db kept changing while it was copied ({why}): taking it from the snapshot stream"
-                        ));
-                        notes.push(format!(
-                            "db from the snapshot stream: the disk copy never held still ({why})"
-                        ));
-                    }
+            match copied {
+                Some(Ok(c)) => {
+                    diag::debug(&format!(
+                        "db copied from disk at bbolt txid {} ({} bytes, attempt {})",
+                        c.txid, c.size, c.attempts
+                    ));
+                    db_source =
+                        Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
+                    db_hash = Some((c.size, c.hash));
                 }
+                Some(Err(moved)) => {
+                    let why = moved
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    diag::warn(&format!(
+                        "the db kept changing while it was copied ({why}): taking it from the snapshot stream"
+                    ));
+                    notes.push(format!(
+                        "db from the snapshot stream: the disk copy never held still ({why})"
+                    ));
+                }
+                None => {}
             }
             if db_hash.is_none() {
                 known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
@@ -600,6 +620,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         (ci, rev, None)
     };
 
+    phase("db taken");
     // Phase 2: the .snap (S <= consistent index, recorded in the WAL) and the WAL up to X.
     // Candidates newest first; the first whose snapshot record the WAL holds is carried.
     let snap_max = db_ci.unwrap_or(u64::MAX).min(x.unwrap_or(u64::MAX));
@@ -683,6 +704,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         .find(|e| e.index == x)
         .map_or(s_term, |e| e.term);
 
+    phase("snap chosen, WAL read");
     // Phase 3: write the backup.
     let new_md = Metadata {
         node_id: random_id()?,
@@ -710,6 +732,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         .map_err(|e| Error::internal(format!("wal writer: {e}")))??
     };
     let (entries, neut) = count;
+    phase("WAL written");
     if let Some((info, _)) = &snaps {
         let name = info.path.file_name().map(PathBuf::from).unwrap_or_default();
         let dst = snap_out.join(&name);
@@ -766,7 +789,9 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     };
     // The other files are hashed while the db's hash thread finishes; the db's sha256 was
     // computed while it streamed in (and checked against etcd's) or while it was copied.
+    phase("snap copied");
     let mut known = manifest::hash_files(&part, &[DB_REL])?;
+    phase("other files hashed");
     if let Some((n, job)) = db_hash {
         known_db = Some((n, job.wait()?));
     }
@@ -774,6 +799,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         known.push((DB_REL.to_string(), n, h));
     }
     let m = manifest::write(&part, m, &known)?;
+    phase("db hashed, manifest written");
     let files_total: u64 = m.files.iter().map(|f| f.size_bytes).sum();
 
     // Phase 4: into place.
@@ -786,6 +812,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         fin.clone()
     };
     drop(contents);
+    phase("in place");
 
     let mut facts = Facts::new();
     facts.insert(keys::DATA_DIR.into(), json!(ins.layout.data_dir));
