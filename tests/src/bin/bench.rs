@@ -12,9 +12,10 @@ const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N]
 Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
 Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
 etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
-snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, vs a plain cp of the file, and vs
-cp + sync of the file);
-wal-backup (etcd-wal-backup backup with etcd running vs etcdctl/etcdutl backup of a stopped member);
+snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, vs a plain cp of the file, vs
+cp + sync of the file, with --skip-hash-check vs cp, and vs openssl dgst -sha256 of the file);
+wal-backup (etcd-wal-backup backup with etcd running vs etcdctl/etcdutl backup of a stopped member; db from
+disk, and with --db-source stream; and both on the stopped member);
 detect-offline-64MB-wal (etcd-detect-version on a data dir with a full 64 MB WAL segment vs cat).
 Reader throughput: disk-wal-read (CRC-verified WAL scan vs cat), disk-bolt-scan (full bbolt scan +
 hash vs etcdctl/etcdutl snapshot status), on member 0's files after stopping it; MB/s in the names.
@@ -463,7 +464,7 @@ async fn disk_cases(o: &Opts, v: Version, mut c: Cluster) -> Result<Vec<Row>> {
 }
 
 /// The v2 method (issue 5), on the running cluster with user v2 keys added: `etcd-wal-backup
-/// backup` of member 0 while etcd runs (db from the snapshot stream) vs etcd's own tool on the
+/// backup` of member 0 while etcd runs (db copied from disk; and from the snapshot stream) vs etcd's own tool on the
 /// same data — `ETCDCTL_API=2 etcdctl backup --with-v3` (3.4) / `etcdutl backup` (3.5) — on
 /// member 1's data dir with member 1 stopped (they cannot run on a live member: they wait on
 /// the db lock); and offline `etcd-detect-version` on a data dir holding one full 64 MB WAL
@@ -532,6 +533,48 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
         theirs,
         s,
     )];
+    // The same with the db from the member's snapshot stream (the fallback path).
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut cmd = c.tool("etcd-wal-backup");
+            cmd.args(["backup", "-q", "--db-source", "stream", "--data-dir"])
+                .arg(&d0)
+                .arg("--backup-dir")
+                .arg(fresh("ours"));
+            cmd
+        },
+        || {
+            let b = fresh("theirs");
+            match v {
+                Version::V34 => {
+                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
+                    cmd.env("ETCDCTL_API", "2")
+                        .args(["backup", "--with-v3", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+                Version::V35 => {
+                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
+                    cmd.args(["backup", "--data-dir"])
+                        .arg(&d1)
+                        .arg("--backup-dir")
+                        .arg(b);
+                    cmd
+                }
+            }
+        },
+    )?;
+    rows.push(row(
+        "wal-backup-stream",
+        v,
+        o.dataset,
+        "etcd-wal-backup backup --db-source stream (etcd running)",
+        theirs,
+        s,
+    ));
     // Like for like: both on the stopped member 1 (ours then copies the db file).
     let s = side_by_side(
         o.runs,
@@ -829,6 +872,50 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
         "cp FILE && sync FILE (durable reference)",
         s,
     ));
+    // The same without the trailer check: what the copy and the edits cost.
+    let s = side_by_side(
+        o.runs,
+        || {
+            let d = fresh("restore-ours-nohash");
+            let mut x = c.tool("etcd-snap");
+            x.args(["-q", "restore", "--skip-hash-check"])
+                .args(restore_args(&d))
+                .arg(&snap);
+            x
+        },
+        || {
+            let d = fresh("cp");
+            let _ = std::fs::create_dir_all(&d);
+            let mut x = Command::new("cp");
+            x.arg(&snap).arg(d.join("db"));
+            x
+        },
+    )?;
+    rows.push(row(
+        "snap-restore-skip-hash-vs-cp",
+        v,
+        o.dataset,
+        "etcd-snap restore --skip-hash-check",
+        "cp FILE (reference)",
+        s,
+    ));
+    // The floor of a checked restore: the sha256 of the image, one core, the fastest
+    // implementation on the machine (OpenSSL's, SHA-NI where the CPU has it).
+    if Command::new("openssl").arg("version").output().is_ok() {
+        let s = side_by_side(o.runs, ours_restore, || {
+            let mut x = Command::new("openssl");
+            x.args(["dgst", "-sha256"]).arg(&snap);
+            x
+        })?;
+        rows.push(row(
+            "snap-restore-vs-sha256",
+            v,
+            o.dataset,
+            "etcd-snap restore",
+            "openssl dgst -sha256 FILE (the trailer check's floor)",
+            s,
+        ));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(rows)
 }
