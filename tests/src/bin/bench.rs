@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use etcd_rescue_tests::{fill_k8s_like, workspace_root, Cluster, ClusterOpts, Version};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -463,6 +464,25 @@ async fn disk_cases(o: &Opts, v: Version, mut c: Cluster) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// etcd's own v2 backup of the stopped member's data dir `d1` into `b`:
+/// `ETCDCTL_API=2 etcdctl backup --with-v3` (3.4) / `etcdutl backup` (3.5).
+fn their_backup(c: &Cluster, v: Version, d1: &Path, b: &Path) -> Command {
+    let mut cmd = match v {
+        Version::V34 => {
+            let mut cmd = c.command_for(0, &c.bins.etcdctl);
+            cmd.env("ETCDCTL_API", "2").args(["backup", "--with-v3"]);
+            cmd
+        }
+        Version::V35 => {
+            let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
+            cmd.arg("backup");
+            cmd
+        }
+    };
+    cmd.arg("--data-dir").arg(d1).arg("--backup-dir").arg(b);
+    cmd
+}
+
 /// The v2 method (issue 5), on the running cluster with user v2 keys added: `etcd-wal-backup
 /// backup` of member 0 while etcd runs (db copied from disk; and from the snapshot stream) vs etcd's own tool on the
 /// same data — `ETCDCTL_API=2 etcdctl backup --with-v3` (3.4) / `etcdutl backup` (3.5) — on
@@ -497,28 +517,7 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
                 .arg(fresh("ours"));
             cmd
         },
-        || {
-            let b = fresh("theirs");
-            match v {
-                Version::V34 => {
-                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
-                    cmd.env("ETCDCTL_API", "2")
-                        .args(["backup", "--with-v3", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-                Version::V35 => {
-                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
-                    cmd.args(["backup", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-            }
-        },
+        || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     let theirs = if v == Version::V34 {
         "ETCDCTL_API=2 etcdctl backup --with-v3 (member stopped)"
@@ -544,28 +543,7 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
                 .arg(fresh("ours"));
             cmd
         },
-        || {
-            let b = fresh("theirs");
-            match v {
-                Version::V34 => {
-                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
-                    cmd.env("ETCDCTL_API", "2")
-                        .args(["backup", "--with-v3", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-                Version::V35 => {
-                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
-                    cmd.args(["backup", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-            }
-        },
+        || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     rows.push(row(
         "wal-backup-stream",
@@ -586,28 +564,7 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
                 .arg(fresh("ours"));
             cmd
         },
-        || {
-            let b = fresh("theirs");
-            match v {
-                Version::V34 => {
-                    let mut cmd = c.command_for(0, &c.bins.etcdctl);
-                    cmd.env("ETCDCTL_API", "2")
-                        .args(["backup", "--with-v3", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-                Version::V35 => {
-                    let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
-                    cmd.args(["backup", "--data-dir"])
-                        .arg(&d1)
-                        .arg("--backup-dir")
-                        .arg(b);
-                    cmd
-                }
-            }
-        },
+        || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     rows.push(row(
         "wal-backup-stopped",
