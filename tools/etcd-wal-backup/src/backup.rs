@@ -519,6 +519,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     // Phase 1: the commit index and the db.
     let (db_ci, db_rev, x) = if running {
         let cfg = a.conn.resolve(upstream, &ProcessEnv, env.as_ref())?;
+        phase("starting the db copy");
         // The disk copy runs while the member is asked for its commit index: the order does
         // not matter (X = max(C, CI) below), and it is always waited for before going on.
         let disk = (!a.without_v3 && a.db_source == DbSource::Disk && ins.db_exists).then(|| {
