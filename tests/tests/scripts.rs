@@ -377,19 +377,45 @@ async fn v2_path(v: Version) {
 }
 
 /// (step, host) of every "start" event in the run log.
-fn started_steps(log: &Path) -> Vec<(String, String)> {
+/// The step events of the run log after its first `from` lines: (event, step, host).
+fn step_events(log: &Path, from: usize) -> Vec<(String, String, String)> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
+        .skip(from)
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "start" && e["step"] != "begin")
+        .filter(|e| e["step"] != "begin" && e["step"] != "end")
         .map(|e| {
-            (
-                e["step"].as_str().unwrap_or("").to_string(),
-                e["host"].as_str().unwrap_or("").to_string(),
-            )
+            let f = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (f("event"), f("step"), f("host"))
         })
         .collect()
+}
+
+fn log_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |s| s.lines().count())
+}
+
+/// The steps started after line `from`, in order.
+fn started_since(log: &Path, from: usize) -> Vec<(String, String)> {
+    step_events(log, from)
+        .into_iter()
+        .filter(|(e, _, _)| e == "start")
+        .map(|(_, s, h)| (s, h))
+        .collect()
+}
+
+/// The step in progress after line `from`: started, not yet done, skipped or failed.
+fn in_progress(log: &Path, from: usize) -> Option<(String, String)> {
+    let mut cur = None;
+    for (e, s, h) in step_events(log, from) {
+        if e == "start" {
+            cur = Some((s, h));
+        } else if cur.as_ref() == Some(&(s, h)) {
+            cur = None;
+        }
+    }
+    cur
 }
 
 /// Whether a process of group `pgid` other than the leader (the script) runs an etcd-* tool.
@@ -421,8 +447,10 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
     let kind = if with_v2 { "v2" } else { "v3" };
     let log = dir.join(format!("restore-{kind}.jsonl"));
     let mut killed: Vec<(String, String)> = Vec::new();
-    loop {
-        let before = started_steps(&log).len();
+    // Steps that ended before their kill could land (quick ones): not targeted again.
+    let mut passed: Vec<(String, String)> = Vec::new();
+    'runs: loop {
+        let before = log_lines(&log);
         let mut child = hosts
             .script(&c, script)
             .arg(&dir)
@@ -432,10 +460,8 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
-        // The first step this run starts that no earlier run was killed in.
         let deadline = Instant::now() + Duration::from_secs(180);
-        let mut target = None;
-        while target.is_none() {
+        loop {
             if let Some(st) = child.try_wait().unwrap() {
                 let mut err = String::new();
                 use std::io::Read;
@@ -446,32 +472,52 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
                     .read_to_string(&mut err)
                     .unwrap();
                 assert!(st.success(), "rerun after {killed:?} failed: {st}\n{err}");
-                break;
+                // Completed: no step left to kill in.
+                break 'runs;
             }
-            let steps = started_steps(&log);
-            target = steps[before.min(steps.len())..]
-                .iter()
-                .find(|s| !killed.contains(s))
-                .cloned();
             assert!(Instant::now() < deadline, "restore stuck after {killed:?}");
-            if target.is_none() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            // The step in progress, if it is one no earlier run was killed in.
+            let target =
+                in_progress(&log, before).filter(|s| !killed.contains(s) && !passed.contains(s));
+            let Some(target) = target else {
+                // Steps that started and ended between two polls are passed by.
+                for s in started_since(&log, before) {
+                    if !killed.contains(&s)
+                        && !passed.contains(&s)
+                        && in_progress(&log, before).as_ref() != Some(&s)
+                    {
+                        passed.push(s);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            };
+            // Let the step's tool start (up to 1 s) while the step is still in progress, then
+            // kill the script and the tool.
+            let until = Instant::now() + Duration::from_secs(1);
+            while !tool_running(pgid)
+                && Instant::now() < until
+                && in_progress(&log, before).as_ref() == Some(&target)
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            let st = child.wait().unwrap();
+            // What was in progress when the kill landed (the target, unless it just ended).
+            let hit = in_progress(&log, before);
+            if st.success() && hit.is_none() {
+                // The last step ended before the kill: the run completed.
+                break 'runs;
+            }
+            match hit {
+                Some(h) if !killed.contains(&h) => killed.push(h),
+                _ => {}
+            }
+            if in_progress(&log, before).as_ref() != Some(&target) && !killed.contains(&target) {
+                passed.push(target);
+            }
+            continue 'runs;
         }
-        let Some(target) = target else {
-            break;
-        };
-        // Let the step's tool start (up to 1 s), then kill the script and the tool.
-        let until = Instant::now() + Duration::from_secs(1);
-        while !tool_running(pgid) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        if child.wait().unwrap().success() {
-            // The last step was quick: the run completed before the kill.
-            break;
-        }
-        killed.push(target);
     }
     eprintln!(
         "scripts faults {kind} {v}: killed at {} steps: {killed:?}",
