@@ -6,28 +6,16 @@
 mod fixture;
 
 use assert_cmd::Command;
+use etcd_test_support::{envelope, tool};
 use fixture::{build, flip, segments, Spec};
 use serde_json::Value;
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-detect-version").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn envelope(out: &[u8]) -> Value {
-    let s = std::str::from_utf8(out).unwrap();
-    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
-    serde_json::from_str(s.trim()).unwrap()
+    tool("etcd-detect-version")
 }
 
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let o = cmd().args(args).output().unwrap();
-    (
-        o.status.code().unwrap(),
-        envelope(&o.stdout),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    etcd_test_support::run(cmd().args(args))
 }
 
 #[test]

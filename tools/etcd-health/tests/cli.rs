@@ -2,18 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
-use serde_json::Value;
+use etcd_test_support::{envelope, tool};
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-health").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn envelope(out: &[u8]) -> Value {
-    let s = std::str::from_utf8(out).unwrap();
-    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
-    serde_json::from_str(s.trim()).unwrap()
+    tool("etcd-health")
 }
 
 #[test]

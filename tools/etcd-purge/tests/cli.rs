@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
-use serde_json::Value;
+use etcd_test_support::{run, tool};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -13,21 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-purge").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn envelope(out: &[u8]) -> Value {
-    let s = std::str::from_utf8(out).unwrap();
-    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
-    serde_json::from_str(s.trim()).unwrap()
-}
-
-fn run(c: &mut Command) -> (i32, Value, String) {
-    let o = c.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    (o.status.code().unwrap_or(-1), envelope(&o.stdout), err)
+    tool("etcd-purge")
 }
 
 const WAL0: &str = "0000000000000000-0000000000000000.wal";

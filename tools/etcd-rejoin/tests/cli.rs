@@ -2,24 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
-use serde_json::Value;
+use etcd_test_support::{run, tool};
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-rejoin").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn run(c: &mut Command) -> (i32, Value, String) {
-    let o = c.output().unwrap();
-    let s = String::from_utf8_lossy(&o.stdout).to_string();
-    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    (
-        o.status.code().unwrap_or(-1),
-        serde_json::from_str(s.trim()).unwrap(),
-        err,
-    )
+    tool("etcd-rejoin")
 }
 
 #[test]

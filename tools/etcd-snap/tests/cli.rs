@@ -7,28 +7,13 @@ use assert_cmd::Command;
 use etcd_disk::bolt::{self, Edits};
 use etcd_disk::proto::{encode, KeyValue};
 use etcd_disk::snapshot::revision_bytes;
-use serde_json::Value;
+use etcd_test_support::{run, tool};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-snap").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn run(c: &mut Command) -> (i32, Value, String) {
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
-    (out.status.code().unwrap(), v, stderr)
+    tool("etcd-snap")
 }
 
 /// A small etcd-like db: 200 revisions of 150 keys (some overwritten, some deleted), a member,

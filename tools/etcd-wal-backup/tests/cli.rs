@@ -9,30 +9,18 @@ mod fixture;
 
 use assert_cmd::Command;
 use etcd_disk::entry::{classify, EntryKind};
+use etcd_test_support::{envelope, tool};
 use fixture::{build, flip, segments, Spec, CLUSTER, NODE};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn cmd() -> Command {
-    let mut c = Command::cargo_bin("etcd-wal-backup").unwrap();
-    c.env_clear().env("PATH", "/usr/bin:/bin");
-    c
-}
-
-fn envelope(out: &[u8]) -> Value {
-    let s = std::str::from_utf8(out).unwrap();
-    assert_eq!(s.lines().count(), 1, "exactly one line on stdout: {s}");
-    serde_json::from_str(s.trim()).unwrap()
+    tool("etcd-wal-backup")
 }
 
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let o = cmd().args(args).output().unwrap();
-    (
-        o.status.code().unwrap(),
-        envelope(&o.stdout),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    etcd_test_support::run(cmd().args(args))
 }
 
 fn p(x: &Path) -> &str {
