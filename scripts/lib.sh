@@ -462,7 +462,8 @@ state_get() {
 	grep -F -- "$1=" "$STATE_FILE" | sed -n "s|^$1=||p" | tail -n 1
 }
 
-# step KEY HOST CMD...: run CMD (on_host HOST ARGV for a tool on a host) as step KEY unless a previous run completed it; the
+# step KEY HOST CMD...: run CMD (on_host HOST ARGV for a tool on a host) as step KEY unless a previous run completed it
+# (with STEP_AFTER=FUNCTION in its environment, FUNCTION runs after CMD succeeds and before the step is marked done); the
 # run log gets a "start" line and a "done"/"failed" line with the tool's envelope and the time
 # taken. A failure exits with the tool's code, naming the step and the host.
 step() {
@@ -493,6 +494,12 @@ step() {
 		CUR_STEP='' die "$rc" "step $key on host $host failed (exit $rc)${msg:+: $msg}"
 	fi
 	runlog_event "$key" "$host" "done" 0 "$ms" "$out"
+	# What a resumed run needs from this step is saved before the step counts as done: a kill
+	# between the two then reruns the step (the tools are idempotent) instead of resuming
+	# without it.
+	if [[ -n ${STEP_AFTER:-} ]]; then
+		"$STEP_AFTER"
+	fi
 	state_mark "$key@$host"
 }
 

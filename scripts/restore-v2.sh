@@ -136,20 +136,22 @@ step member-fix "$FIRST" on_host "$FIRST" "$(tool etcd-member-fix)" --endpoints 
 	--input none
 
 # ---- the other members, one at a time.
+# After `etcd-rejoin add` succeeds: keep its initial_cluster in the state file (before the step
+# is marked done, so that a resumed run always has it).
+save_initial_cluster() {
+	local ic
+	ic=$(fact '.facts.rejoin.initial_cluster')
+	[[ -n $ic ]] || die 1 "etcd-rejoin add gave no initial_cluster for $CUR_HOST"
+	state_set "initial-cluster@$CUR_HOST" "$ic"
+}
 EPS=$FIRST_EPS
 for h in "${HOST_NAMES[@]:1}"; do
 	add=("$(tool etcd-rejoin)" add --endpoints "$EPS" --env-file "$(env_file_of "$h")"
 		--name "$h" --peer-urls "$(host_peer "$h")" --wait "$WAIT")
 	((LEARNER)) && add+=(--learner)
-	step rejoin "$h" on_host "$h" "${add[@]}"
-	if [[ -n $STEP_OUT ]]; then
-		ic=$(fact '.facts.rejoin.initial_cluster')
-		[[ -n $ic ]] || die 1 "etcd-rejoin add gave no initial_cluster for $h"
-		state_set "initial-cluster@$h" "$ic"
-	else
-		ic=$(state_get "initial-cluster@$h")
-		[[ -n $ic || $DRY_RUN == 1 ]] || die 1 "the state file lacks the initial cluster of $h: remove $STATE_FILE's 'rejoin@$h' line and rerun"
-	fi
+	STEP_AFTER=save_initial_cluster step rejoin "$h" on_host "$h" "${add[@]}"
+	ic=$(state_get "initial-cluster@$h")
+	[[ -n $ic || $DRY_RUN == 1 ]] || die 1 "the state file lacks the initial cluster of $h: remove $STATE_FILE's 'rejoin@$h' line and rerun"
 	[[ $DRY_RUN == 1 ]] && ic="<initial_cluster printed by etcd-rejoin add>"
 	step start "$h" etcd_start "$h" "ETCD_INITIAL_CLUSTER=$ic" ETCD_INITIAL_CLUSTER_STATE=existing
 	step started "$h" on_host "$h" "${add[@]}" --wait-started
