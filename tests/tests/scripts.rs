@@ -392,6 +392,16 @@ fn step_events(log: &Path, from: usize) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Whether the run log holds, after its first `from` lines, the end of a completed restore.
+fn completed_since(log: &Path, from: usize) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .skip(from)
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|e| e["step"] == "end" && e["event"] == "done")
+}
+
 fn log_lines(log: &Path) -> usize {
     std::fs::read_to_string(log).map_or(0, |s| s.lines().count())
 }
@@ -505,8 +515,14 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
             let st = child.wait().unwrap();
             // What was in progress when the kill landed (the target, unless it just ended).
             let hit = in_progress(&log, before);
-            if st.success() && hit.is_none() {
-                // The last step ended before the kill: the run completed.
+            let done_marker = dir.join(format!("restore-{kind}.done"));
+            if (st.success() && hit.is_none())
+                || completed_since(&log, before)
+                || done_marker.exists()
+            {
+                // The last step ended before the kill: the run completed (a kill that lands
+                // after the done marker is written leaves a completed restore, which a rerun
+                // rightly refuses to do again without --again).
                 break 'runs;
             }
             match hit {
