@@ -63,7 +63,7 @@ struct Progress {
     written: AtomicU64,
     /// Set when `written` is final.
     done: AtomicBool,
-    /// Set to stop the hasher (the copy is discarded).
+    /// Set to stop the hasher (the copy is discarded: the job is dropped).
     abort: AtomicBool,
 }
 
@@ -90,13 +90,6 @@ impl HashJob {
 
     fn finish_input(&self) {
         self.progress.done.store(true, Ordering::Release);
-    }
-
-    fn abort(mut self) {
-        self.progress.abort.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 
     /// Wait for the hash of everything written.
@@ -221,12 +214,12 @@ fn copy_once(
         .pgid
         .checked_mul(u64::from(before.page_size()))
         .ok_or_else(|| Error::bad_input(format!("{}: meta page count overflows", src.display())))?;
-    let ino = File::open(src)
-        .and_then(|f| f.metadata())
+    // One descriptor for the reads and the inode: the file the meta above was read from.
+    let input = before.file();
+    let ino = input
+        .metadata()
         .map_err(|e| Error::io(format!("cannot stat {}: {e}", src.display())))?
         .ino();
-    let input =
-        File::open(src).map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
     let out = OpenOptions::new()
         .read(true)
         .write(true)
@@ -238,7 +231,7 @@ fn copy_once(
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(etcd_disk::copy::CHUNK);
-        etcd_disk::copy::copy_range(&input, src, off, &out, dst, off, n)?;
+        etcd_disk::copy::copy_range(input, src, off, &out, dst, off, n)?;
         off += n;
         hash.advance(off);
     }
@@ -249,16 +242,13 @@ fn copy_once(
         .map(|m| m.ino() == ino)
         .unwrap_or(false);
     if after.meta().txid != txid {
-        hash.abort();
         return Ok(Err(Moved::Committed(txid, after.meta().txid)));
     }
     if !same_file {
-        hash.abort();
         return Ok(Err(Moved::Replaced));
     }
     let copy = BoltDb::open(dst)?;
     if copy.meta().txid != txid {
-        hash.abort();
         return Ok(Err(Moved::Committed(txid, copy.meta().txid)));
     }
     out.sync_all()
