@@ -25,6 +25,22 @@ fn unregister(p: &Path) {
     }
 }
 
+/// Create a new file (read and write) with exactly `mode`, failing if `path` exists. The file
+/// never has a wider mode than `mode`, not even for a moment (it is created with it; the
+/// explicit chmod only undoes the umask). The error names the path.
+pub fn create_new(path: &Path, mode: u32) -> Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot create {}: {e}", path.display())))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("cannot chmod {}: {e}", path.display())))?;
+    Ok(f)
+}
+
 /// Register a temporary path (file or directory) to be removed if the process is interrupted.
 pub fn track_partial(p: &Path) {
     register(p)
@@ -198,6 +214,21 @@ mod tests {
             0o600
         );
         assert!(!part_path(&dest).exists());
+    }
+
+    #[test]
+    fn create_new_has_exactly_the_mode_and_refuses_an_existing_file() {
+        let d = tempfile::tempdir().unwrap();
+        for mode in [0o600, 0o644] {
+            let p = d.path().join(format!("f{mode:o}"));
+            create_new(&p, mode).unwrap();
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                mode
+            );
+            let e = create_new(&p, mode).unwrap_err();
+            assert!(e.message.contains(&p.display().to_string()), "{e}");
+        }
     }
 
     #[test]

@@ -39,8 +39,8 @@ use etcd_disk::proto::{
 use etcd_disk::snapshot::{self, RestorePlan};
 use etcd_disk::wal::WalWriter;
 use serde_json::{json, Value};
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{DirBuilder, File};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `restore` (etcdctl's flags, plus ours).
@@ -439,13 +439,7 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
         bump_revision: p.bump_revision,
     };
     let (edits, bumped) = snapshot::restore_edits(&db, &rp)?;
-    let out = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let out = etcd_common::atomic::create_new(dst, 0o600)?;
     let check_plain = has_trailer && !p.skip_hash_check && !gz;
     let (rw, check) = std::thread::scope(|s| {
         let h = s.spawn(|| {

@@ -35,7 +35,7 @@ use etcd_disk::wal::{self, WalContents, WalWriter, WriterOptions};
 use serde_json::{json, Value};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -202,12 +202,7 @@ async fn stream_db(
     use sha2::{Digest, Sha256};
     let what = format!("snapshot stream from {ep}");
     let mut stream = cfg.call(&what, c.snapshot()).await?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let mut f = etcd_common::atomic::create_new(dst, 0o600)?;
     let mut h = Sha256::new();
     let mut held: Vec<u8> = Vec::with_capacity(64);
     let mut total: u64 = 0;

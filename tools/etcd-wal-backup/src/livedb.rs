@@ -24,8 +24,8 @@
 use etcd_common::{Error, Result};
 use etcd_disk::bolt::BoltDb;
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -220,13 +220,7 @@ fn copy_once(
         .metadata()
         .map_err(|e| Error::io(format!("cannot stat {}: {e}", src.display())))?
         .ino();
-    let out = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let out = etcd_common::atomic::create_new(dst, 0o600)?;
     let hash = HashJob::start(dst)?;
     let mut off = 0u64;
     while off < len {
@@ -267,6 +261,7 @@ fn copy_once(
 mod tests {
     use super::*;
     use etcd_disk::bolt::{self, Edits};
+    use std::fs::OpenOptions;
     use std::os::unix::fs::FileExt;
 
     fn db_with(path: &Path, n: u32) {

@@ -10,7 +10,6 @@ use etcd_common::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "etcd-wal-backup/1";
@@ -313,14 +312,9 @@ pub fn unpack(src: &Path, dst: &Path) -> Result<()> {
         if let Some(parent) = out.parent() {
             crate::mkdir_0700(parent)?;
         }
-        let mut o = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&out)
-            .map_err(|e| Error::io(format!("cannot create {}: {e}", out.display())))?;
+        let mut o = etcd_common::atomic::create_new(&out, mode_for(&rel_s))?;
         std::io::copy(&mut ent, &mut o).map_err(|e| bad(format!("{rel_s}: {e}")))?;
-        o.set_permissions(std::fs::Permissions::from_mode(mode_for(&rel_s)))
-            .and_then(|_| o.sync_all())
+        o.sync_all()
             .map_err(|e| Error::io(format!("cannot write {}: {e}", out.display())))?;
     }
     Ok(())

@@ -53,15 +53,10 @@ fn has_wal_files(dir: &Path) -> bool {
 fn copy_file(src: &Path, dst: &Path, mode: u32) -> Result<()> {
     let mut i = std::fs::File::open(src)
         .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
-    let mut o = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", dst.display())))?;
+    let mut o = etcd_common::atomic::create_new(dst, mode)?;
     std::io::copy(&mut i, &mut o)
         .map_err(|e| Error::io(format!("cannot copy {}: {e}", src.display())))?;
-    o.set_permissions(std::fs::Permissions::from_mode(mode))
-        .and_then(|_| o.sync_all())
+    o.sync_all()
         .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))
 }
 
