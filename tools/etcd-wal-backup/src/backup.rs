@@ -249,6 +249,24 @@ async fn stream_db(
     Ok((total - 32, etcd_disk::snapshot::hex(&got)))
 }
 
+/// A disk copy that held: its `db_source` fact, and its size with the hash being computed.
+fn kept(c: livedb::LiveCopy) -> (Value, (u64, livedb::HashJob)) {
+    diag::debug(&format!(
+        "db copied from disk at bbolt txid {} ({} bytes, attempt {})",
+        c.txid, c.size, c.attempts
+    ));
+    (
+        json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}),
+        (c.size, c.hash),
+    )
+}
+
+/// The backed-up db's `meta/consistent_index` and revision.
+fn index_and_revision(db: &Path) -> Result<(Option<u64>, Option<i64>)> {
+    let s = v2scan::db_summary(&BoltDb::open(db)?, false)?;
+    Ok((s.consistent_index, Some(s.revision)))
+}
+
 /// The `.snap` files that may be carried, newest first: loadable, `index <= max` (the db's
 /// consistent index: etcd requires `consistent_index >= snapshot index`). A `.snap` in that
 /// range that does not load is an error (exit 3): etcd would skip it, a backup must not hide it.
@@ -548,20 +566,12 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         } else {
             match copied {
                 Some(Ok(c)) => {
-                    diag::debug(&format!(
-                        "db copied from disk at bbolt txid {} ({} bytes, attempt {})",
-                        c.txid, c.size, c.attempts
-                    ));
-                    db_source =
-                        Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
-                    db_hash = Some((c.size, c.hash));
+                    let (source, hash) = kept(c);
+                    db_source = Some(source);
+                    db_hash = Some(hash);
                 }
                 Some(Err(moved)) => {
-                    let why = moved
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    let why = livedb::describe(&moved);
                     diag::warn(&format!(
                         "the db kept changing while it was copied ({why}): taking it from the snapshot stream"
                     ));
@@ -575,9 +585,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
                 known_db = Some(stream_db(&cfg, &mut client, &l.endpoint, &db_out).await?);
                 db_source = Some(json!({"from": "stream"}));
             }
-            let db = BoltDb::open(&db_out)?;
-            let s = v2scan::db_summary(&db, false)?;
-            (s.consistent_index, Some(s.revision))
+            index_and_revision(&db_out)?
         };
         let x = l.committed.max(ci.unwrap_or(0));
         live = Some(l);
@@ -593,25 +601,19 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             // Nothing commits on a stopped member: the same copy holds on the first try.
             match livedb::copy_live_db(&ins.layout.db, &db_out, |_| {})? {
                 Ok(c) => {
-                    db_source =
-                        Some(json!({"from": "disk", "txid": c.txid, "attempts": c.attempts}));
-                    db_hash = Some((c.size, c.hash));
+                    let (source, hash) = kept(c);
+                    db_source = Some(source);
+                    db_hash = Some(hash);
                 }
                 Err(moved) => {
                     return Err(Error::refused(format!(
                         "{}: changed while copied although no etcd holds its lock: {}",
                         ins.layout.db.display(),
-                        moved
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; ")
+                        livedb::describe(&moved)
                     )))
                 }
             }
-            let db = BoltDb::open(&db_out)?;
-            let s = v2scan::db_summary(&db, false)?;
-            (s.consistent_index, Some(s.revision))
+            index_and_revision(&db_out)?
         };
         (ci, rev, None)
     };
@@ -786,7 +788,13 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     // The other files are hashed while the db's hash thread finishes; the db's sha256 was
     // computed while it streamed in (and checked against etcd's) or while it was copied.
     phase("snap copied");
-    let mut known = manifest::hash_files(&part, &[DB_REL])?;
+    // (A db written here, without v3, is hashed with the rest.)
+    let skip: &[&str] = if db_hash.is_some() || known_db.is_some() {
+        &[DB_REL]
+    } else {
+        &[]
+    };
+    let mut known = manifest::hash_files(&part, skip)?;
     phase("other files hashed");
     if let Some((n, job)) = db_hash {
         known_db = Some((n, job.wait()?));

@@ -167,6 +167,15 @@ impl std::fmt::Display for Moved {
     }
 }
 
+/// The reasons of [`copy_live_db`]'s attempts, in one line.
+pub fn describe(moved: &[Moved]) -> String {
+    moved
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Copy the live db at `src` into `dst` (created 0600, must not exist). `between` runs after
 /// each copy and before its check (tests use it to commit in the middle). Returns the copy, or
 /// the reasons each attempt moved (`dst` is then removed).

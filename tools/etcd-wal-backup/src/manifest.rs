@@ -159,15 +159,18 @@ pub fn hash_files(root: &Path, skip: &[&str]) -> Result<Vec<(String, u64, String
     Ok(out)
 }
 
-/// Hash every file under `root/member` (except those in `known`: (path, size, sha256) already
-/// computed while writing), fill `m.files`, write `root/manifest.json`.
-pub fn write(root: &Path, mut m: Manifest, known: &[(String, u64, String)]) -> Result<Manifest> {
+/// Fill `m.files` from `hashed` ((path, size, sha256) of every file under `root/member`, from
+/// [`hash_files`] or computed while writing) in the order of [`list_files`], and write
+/// `root/manifest.json`. A file present but not in `hashed` is an internal error: the manifest
+/// must cover every file.
+pub fn write(root: &Path, mut m: Manifest, hashed: &[(String, u64, String)]) -> Result<Manifest> {
     m.files.clear();
     for rel in list_files(root)? {
-        let (sha, size) = match known.iter().find(|k| k.0 == rel) {
-            Some((_, n, h)) => (h.clone(), *n),
-            None => sha256_file(&root.join(&rel))?,
-        };
+        let (size, sha) = hashed
+            .iter()
+            .find(|k| k.0 == rel)
+            .map(|(_, n, h)| (*n, h.clone()))
+            .ok_or_else(|| Error::internal(format!("{rel}: in the backup but not hashed")))?;
         m.files.push(FileEntry {
             mode: format!("{:04o}", mode_for(&rel)),
             path: rel,
