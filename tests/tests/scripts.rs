@@ -376,7 +376,6 @@ async fn v2_path(v: Version) {
     );
 }
 
-/// (step, host) of every "start" event in the run log.
 /// The step events of the run log after its first `from` lines: (event, step, host).
 fn step_events(log: &Path, from: usize) -> Vec<(String, String, String)> {
     std::fs::read_to_string(log)
@@ -390,16 +389,6 @@ fn step_events(log: &Path, from: usize) -> Vec<(String, String, String)> {
             (f("event"), f("step"), f("host"))
         })
         .collect()
-}
-
-/// Whether the run log holds, after its first `from` lines, the end of a completed restore.
-fn completed_since(log: &Path, from: usize) -> bool {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .skip(from)
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .any(|e| e["step"] == "end" && e["event"] == "done")
 }
 
 fn log_lines(log: &Path) -> usize {
@@ -487,15 +476,14 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
             }
             assert!(Instant::now() < deadline, "restore stuck after {killed:?}");
             // The step in progress, if it is one no earlier run was killed in.
-            let target =
-                in_progress(&log, before).filter(|s| !killed.contains(s) && !passed.contains(s));
+            let cur = in_progress(&log, before);
+            let target = cur
+                .clone()
+                .filter(|s| !killed.contains(s) && !passed.contains(s));
             let Some(target) = target else {
                 // Steps that started and ended between two polls are passed by.
                 for s in started_since(&log, before) {
-                    if !killed.contains(&s)
-                        && !passed.contains(&s)
-                        && in_progress(&log, before).as_ref() != Some(&s)
-                    {
+                    if !killed.contains(&s) && !passed.contains(&s) && cur.as_ref() != Some(&s) {
                         passed.push(s);
                     }
                 }
@@ -515,22 +503,20 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
             let st = child.wait().unwrap();
             // What was in progress when the kill landed (the target, unless it just ended).
             let hit = in_progress(&log, before);
+            // The marker is written before the run log's end line: it alone tells completion.
             let done_marker = dir.join(format!("restore-{kind}.done"));
-            if (st.success() && hit.is_none())
-                || completed_since(&log, before)
-                || done_marker.exists()
-            {
+            if (st.success() && hit.is_none()) || done_marker.exists() {
                 // The last step ended before the kill: the run completed (a kill that lands
                 // after the done marker is written leaves a completed restore, which a rerun
                 // rightly refuses to do again without --again).
                 break 'runs;
             }
+            if hit.as_ref() != Some(&target) && !killed.contains(&target) {
+                passed.push(target);
+            }
             match hit {
                 Some(h) if !killed.contains(&h) => killed.push(h),
                 _ => {}
-            }
-            if in_progress(&log, before).as_ref() != Some(&target) && !killed.contains(&target) {
-                passed.push(target);
             }
             continue 'runs;
         }
