@@ -507,16 +507,19 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
         let _ = std::fs::remove_dir_all(out.join(format!("{tag}{}", i.saturating_sub(2))));
         out.join(format!("{tag}{i}"))
     };
+    let our_backup = |extra: &[&str], data: &Path| {
+        let mut cmd = c.tool("etcd-wal-backup");
+        cmd.args(["backup", "-q"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--backup-dir")
+            .arg(fresh("ours"));
+        cmd
+    };
     let s = side_by_side(
         o.runs,
-        || {
-            let mut cmd = c.tool("etcd-wal-backup");
-            cmd.args(["backup", "-q", "--data-dir"])
-                .arg(&d0)
-                .arg("--backup-dir")
-                .arg(fresh("ours"));
-            cmd
-        },
+        || our_backup(&[], &d0),
         || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     let theirs = if v == Version::V34 {
@@ -535,14 +538,7 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
     // The same with the db from the member's snapshot stream (the fallback path).
     let s = side_by_side(
         o.runs,
-        || {
-            let mut cmd = c.tool("etcd-wal-backup");
-            cmd.args(["backup", "-q", "--db-source", "stream", "--data-dir"])
-                .arg(&d0)
-                .arg("--backup-dir")
-                .arg(fresh("ours"));
-            cmd
-        },
+        || our_backup(&["--db-source", "stream"], &d0),
         || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     rows.push(row(
@@ -556,14 +552,7 @@ async fn v2_cases(o: &Opts, v: Version, c: &mut Cluster) -> Result<Vec<Row>> {
     // Like for like: both on the stopped member 1 (ours then copies the db file).
     let s = side_by_side(
         o.runs,
-        || {
-            let mut cmd = c.tool("etcd-wal-backup");
-            cmd.args(["backup", "-q", "--data-dir"])
-                .arg(&d1)
-                .arg("--backup-dir")
-                .arg(fresh("ours"));
-            cmd
-        },
+        || our_backup(&[], &d1),
         || their_backup(c, v, &d1, &fresh("theirs")),
     )?;
     rows.push(row(
@@ -795,13 +784,15 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
         rs_name,
         s,
     ));
-    let s = side_by_side(o.runs, ours_restore, || {
+    // The reference: a plain cp of the snapshot into a fresh dir.
+    let plain_cp = || {
         let d = fresh("cp");
         let _ = std::fs::create_dir_all(&d);
         let mut x = Command::new("cp");
         x.arg(&snap).arg(d.join("db"));
         x
-    })?;
+    };
+    let s = side_by_side(o.runs, ours_restore, plain_cp)?;
     rows.push(row(
         "snap-restore-vs-cp",
         v,
@@ -840,13 +831,7 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
                 .arg(&snap);
             x
         },
-        || {
-            let d = fresh("cp");
-            let _ = std::fs::create_dir_all(&d);
-            let mut x = Command::new("cp");
-            x.arg(&snap).arg(d.join("db"));
-            x
-        },
+        plain_cp,
     )?;
     rows.push(row(
         "snap-restore-skip-hash-vs-cp",
