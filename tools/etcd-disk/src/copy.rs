@@ -21,7 +21,7 @@ pub const CHUNK: u64 = 8 << 20;
 
 /// Start writeback of `[off, off+len)` of `f` without waiting. A hint only: errors are ignored,
 /// the caller's fsync is what makes the data durable and reports write errors.
-pub fn start_writeback(f: &File, off: u64, len: u64) {
+fn start_writeback(f: &File, off: u64, len: u64) {
     let (Ok(o), Ok(l)) = (libc::off64_t::try_from(off), libc::off64_t::try_from(len)) else {
         return;
     };
