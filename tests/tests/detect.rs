@@ -216,14 +216,7 @@ fn detect_env(c: &Cluster, args: &[&str], env: &[(&str, &str)]) -> (i32, Value, 
 
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
-        mod v3_4 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V34).await })*
-        }
-        mod v3_5 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V35).await })*
-        }
+        etcd_rescue_tests::each_version!($($name),*);
     };
 }
 

@@ -328,14 +328,7 @@ async fn raft_side_on_real_data(v: Version) {
 
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
-        mod v3_4 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V34).await })*
-        }
-        mod v3_5 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V35).await })*
-        }
+        etcd_rescue_tests::each_version!($($name),*);
     };
 }
 

@@ -605,24 +605,8 @@ async fn unreachable(v: Version) {
     assert_eq!(v3_all(&c, 0).await, data.v3);
 }
 
-macro_rules! both {
-    ($name:ident, $f:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn etcd_3_4() {
-                $f(Version::V34).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn etcd_3_5() {
-                $f(Version::V35).await
-            }
-        }
-    };
-}
-
-both!(v3_path_on, v3_path);
-both!(v2_path_on, v2_path);
+etcd_rescue_tests::each_version!(v3_path, v2_path);
+etcd_rescue_tests::smoke_3_5_16!(v3_path, v2_path);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_v3_etcd_3_4() {
@@ -642,6 +626,16 @@ async fn faults_v3_etcd_3_5() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_v2_etcd_3_4() {
     faults(Version::V34, "restore-v2.sh", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_v3_etcd_3_5_30() {
+    faults(Version::V3530, "restore-v3.sh", false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_v2_etcd_3_5_30() {
+    faults(Version::V3530, "restore-v2.sh", true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

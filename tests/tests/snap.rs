@@ -38,7 +38,7 @@ fn ok(c: &Cluster, args: &[&str]) -> Value {
 fn etcd_status(c: &Cluster, file: &Path) -> Value {
     let mut cmd = match c.version {
         Version::V34 => c.etcdctl(0),
-        Version::V35 => c.etcdutl().unwrap(),
+        _ => c.etcdutl().unwrap(),
     };
     let out = cmd
         .args(["snapshot", "status", "-w", "json"])
@@ -138,7 +138,7 @@ fn etcd_restore(c: &Cluster, file: &Path, i: usize, token: &str, dir: &Path) {
     let m = &c.members[i];
     let mut cmd = match c.version {
         Version::V34 => c.etcdctl(0),
-        Version::V35 => c.etcdutl().unwrap(),
+        _ => c.etcdutl().unwrap(),
     };
     let out = cmd
         .args(["snapshot", "restore"])
@@ -603,11 +603,9 @@ async fn bump_revision(v: Version) {
     }
 }
 
-/// A 3.4.23 snapshot restored by etcd-snap runs on etcd 3.5.1.
-async fn cross_version_34_to_35(_v: Version) {
-    let mut c = Cluster::start(Version::V34, ClusterOpts::members(1))
-        .await
-        .unwrap();
+/// A snapshot of `from` restored by etcd-snap runs on etcd `to`.
+async fn cross_version(from: Version, to: Version) {
+    let mut c = Cluster::start(from, ClusterOpts::members(1)).await.unwrap();
     fill(&c, 500).await;
     let before = all_keys(&c).await;
     let file = c.dir.join("s34.db");
@@ -624,12 +622,12 @@ async fn cross_version_34_to_35(_v: Version) {
             file.to_str().unwrap(),
         ],
     );
-    c.bins = bins(Version::V35).unwrap();
-    c.version = Version::V35;
+    c.bins = bins(to).unwrap();
+    c.version = to;
     c.start_member(0).await.unwrap();
     c.wait_ready().await.unwrap();
     let mut cl = c.client(0).await.unwrap();
-    assert_eq!(cl.status().await.unwrap().version(), "3.5.1");
+    assert_eq!(cl.status().await.unwrap().version(), to.as_str());
     assert!(all_keys(&c).await == before);
 }
 
@@ -661,20 +659,25 @@ async fn save_skips_a_down_member(v: Version) {
 
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
-        mod v3_4 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V34).await })*
-        }
-        mod v3_5 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V35).await })*
-        }
+        etcd_rescue_tests::each_version!($($name),*);
     };
 }
 
 both_versions!(save_status_restore, bump_revision, save_skips_a_down_member);
 
+etcd_rescue_tests::smoke_3_5_16!(save_status_restore);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_version_snapshot_34_runs_on_351() {
-    cross_version_34_to_35(Version::V34).await
+    cross_version(Version::V34, Version::V35).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_version_snapshot_34_runs_on_3530() {
+    cross_version(Version::V34, Version::V3530).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_version_snapshot_351_runs_on_3530() {
+    cross_version(Version::V35, Version::V3530).await
 }

@@ -177,7 +177,7 @@ async fn surgery(v: Version) {
             bk.to_str().unwrap(),
             "--with-v3",
         ])),
-        Version::V35 => sh(c.etcdutl().unwrap().args([
+        _ => sh(c.etcdutl().unwrap().args([
             "backup",
             "--data-dir",
             src.to_str().unwrap(),
@@ -317,7 +317,7 @@ async fn surgery(v: Version) {
     // retried while etcd says "unhealthy cluster" just after m1 started.
     let eps = format!("{m0},{}", c.members[1].client_url);
     let mut add2_args = vec!["add", "--name", "m2", "--peer-urls", &peer2];
-    let learner = v == Version::V35;
+    let learner = !v.is_34();
     if learner {
         add2_args.push("--learner");
     }
@@ -424,14 +424,7 @@ async fn remove_last_voter(v: Version) {
 
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
-        mod v3_4 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V34).await })*
-        }
-        mod v3_5 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V35).await })*
-        }
+        etcd_rescue_tests::each_version!($($name),*);
     };
 }
 

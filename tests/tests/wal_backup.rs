@@ -413,7 +413,7 @@ async fn backup_restore(v: Version) {
             ])
             .output()
             .unwrap(),
-        Version::V35 => c
+        _ => c
             .etcdutl()
             .unwrap()
             .args(["backup", "--data-dir", &s(&d0), "--backup-dir", &s(&b3)])
@@ -577,15 +577,9 @@ use std::os::unix::fs::PermissionsExt;
 
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
-        mod v3_4 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V34).await })*
-        }
-        mod v3_5 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Version::V35).await })*
-        }
+        etcd_rescue_tests::each_version!($($name),*);
     };
 }
 
 both_versions!(backup_restore);
+etcd_rescue_tests::smoke_3_5_16!(backup_restore);

@@ -8,8 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N] [--etcd 3.4.23|3.5.1|both] [--only health,snap,v2,disk] [--no-write]
+const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N] [--etcd V[,V...]|both|all] [--only health,snap,v2,disk] [--no-write]
 
+--etcd: a comma-separated list of 3.4.23, 3.5.1, 3.5.16, 3.5.30 (3.4 and 3.5 name 3.4.23 and
+3.5.30); both = 3.4.23,3.5.30 (the default); all = every one.
 Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
 Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
 etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
@@ -62,7 +64,7 @@ fn parse() -> Result<Opts> {
     let mut o = Opts {
         dataset: Dataset::Small,
         runs: 10,
-        versions: vec![Version::V34, Version::V35],
+        versions: vec![Version::V34, Version::V3530],
         write: true,
         only: Vec::new(),
     };
@@ -84,11 +86,20 @@ fn parse() -> Result<Opts> {
                     .context("--runs")?
             }
             "--etcd" => {
-                o.versions = match args.next().as_deref() {
-                    Some("3.4.23") | Some("3.4") => vec![Version::V34],
-                    Some("3.5.1") | Some("3.5") => vec![Version::V35],
-                    Some("both") => vec![Version::V34, Version::V35],
-                    other => bail!("--etcd takes 3.4.23, 3.5.1 or both, not {other:?}"),
+                let v = args.next();
+                o.versions = match v.as_deref() {
+                    Some("both") => vec![Version::V34, Version::V3530],
+                    Some("all") => Version::EVERY.to_vec(),
+                    Some(list) => list
+                        .split(',')
+                        .map(|s| {
+                            Version::parse(s)
+                                .with_context(|| format!("--etcd: unknown etcd version {s:?}"))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    None => bail!(
+                        "--etcd takes a version list (3.4.23,3.5.1,3.5.16,3.5.30), both or all"
+                    ),
                 }
             }
             "--no-write" => o.write = false,
@@ -436,7 +447,7 @@ async fn disk_cases(o: &Opts, v: Version, mut c: Cluster) -> Result<Vec<Row>> {
         || {
             let mut cmd = match v {
                 Version::V34 => c.etcdctl(0),
-                Version::V35 => match c.etcdutl() {
+                _ => match c.etcdutl() {
                     Ok(cmd) => cmd,
                     Err(_) => Command::new("false"),
                 },
@@ -473,7 +484,7 @@ fn their_backup(c: &Cluster, v: Version, d1: &Path, b: &Path) -> Command {
             cmd.env("ETCDCTL_API", "2").args(["backup", "--with-v3"]);
             cmd
         }
-        Version::V35 => {
+        _ => {
             let mut cmd = c.etcdutl().unwrap_or_else(|_| Command::new("false"));
             cmd.arg("backup");
             cmd
@@ -712,11 +723,11 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
     ));
     let etcd_tool = || match v {
         Version::V34 => Ok(c.etcdctl(0)),
-        Version::V35 => c.etcdutl(),
+        _ => c.etcdutl(),
     };
     let (st_name, rs_name) = match v {
         Version::V34 => ("etcdctl snapshot status", "etcdctl snapshot restore"),
-        Version::V35 => ("etcdutl snapshot status", "etcdutl snapshot restore"),
+        _ => ("etcdutl snapshot status", "etcdutl snapshot restore"),
     };
     etcd_tool()?;
     let snap = theirs_file.clone();

@@ -18,7 +18,10 @@ use std::process::Output;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const HELP: &str = "usage: cargo xtask demo [--etcd 3.4.23|3.5.1] [--keys N] [--v3-only]
+const HELP: &str =
+    "usage: cargo xtask demo [--etcd 3.4.23|3.5.1|3.5.16|3.5.30] [--keys N] [--v3-only]
+
+Default: etcd 3.5.30, the newest 3.5 release (Debian sid).
 
 A local 3-member etcd cluster on 127.0.K.1-3 with N Kubernetes-like v3 keys (default 2000) and
 20 flannel-like v2 keys (none with --v3-only) -> scripts/backup.sh -> the cluster destroyed
@@ -37,7 +40,7 @@ struct Opts {
 
 fn parse() -> Result<Opts> {
     let mut o = Opts {
-        version: Version::V35,
+        version: Version::V3530,
         keys: 2000,
         v2: true,
     };
@@ -45,11 +48,10 @@ fn parse() -> Result<Opts> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--etcd" => {
-                o.version = match args.next().as_deref() {
-                    Some("3.4.23") | Some("3.4") => Version::V34,
-                    Some("3.5.1") | Some("3.5") => Version::V35,
-                    other => bail!("--etcd takes 3.4.23 or 3.5.1, not {other:?}"),
-                }
+                let v = args.next();
+                o.version = v.as_deref().and_then(Version::parse).with_context(|| {
+                    format!("--etcd takes 3.4.23, 3.5.1, 3.5.16 or 3.5.30, not {v:?}")
+                })?;
             }
             "--keys" => {
                 o.keys = args
