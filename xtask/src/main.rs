@@ -4,6 +4,7 @@
 //! the tools or the end-to-end crate first run `deps`, then build and run them with cargo.
 
 mod deps;
+mod fresh;
 mod fuzz;
 
 use anyhow::{bail, Context, Result};
@@ -14,9 +15,15 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command> [args]
 
 commands:
-  deps            install what is missing (protoc, etcd 3.4.23, etcd 3.5.1, shellcheck); print where etcd is, as JSON
-  test            deps, fmt, shellcheck, clippy, unit + CLI + end-to-end tests on etcd 3.4.23 and 3.5.1, man --check, fuzz 15 s
+  deps            install what is missing, each checked by using it (protoc with the well-known types,
+                  shellcheck, etcd 3.4.23, 3.5.1, 3.5.16, 3.5.30); print where everything is, as JSON
+  test            deps, fmt, shellcheck, clippy, unit + CLI + end-to-end tests on etcd 3.4.23, 3.5.1 and
+                  3.5.30 (3.5.16: a smoke subset), man + completions --check, fuzz 15 s
+  fresh [--keep] [--only demo|test]
+                  the README's two commands (demo, then test) in a clean debootstrapped Debian root
   man [--check]   render man/*.1 from the tools' clap definitions (--check: fail when stale)
+  completions [--check]
+                  render completions/ (bash, zsh, fish) from the same definitions
   demo [ARGS]     a local 3-member cluster with v2 + v3 data: backup.sh -> destroy -> restore -> etcd-health (see `cargo xtask demo --help`)
   bench [ARGS]    our tools and etcdctl/etcdutl side by side on the same data; medians and ratios
   fuzz [--seconds N] [wal|snap|bolt...]
@@ -59,6 +66,11 @@ fn real_main() -> Result<()> {
             args.extend(rest.iter().map(String::as_str));
             build_tools(&root, false)?;
             cargo(&root, &args)
+        }
+        Some("fresh") => fresh::fresh(&root, &fresh::parse(&rest)?),
+        Some("completions") => {
+            deps::ensure(&root)?;
+            completions(&root, rest.iter().any(|a| a == "--check"))
         }
         Some("fuzz") => {
             let o = fuzz::parse(&rest)?;
@@ -141,17 +153,27 @@ fn debug_dir(root: &Path) -> PathBuf {
 /// through `cargo run -p`: a per-package build resolves features differently from the
 /// workspace build and would recompile the dependencies.
 fn man(root: &Path, check: bool) -> Result<()> {
+    mangen(root, check, None, "man")
+}
+
+/// Render or check `completions/{bash,zsh,fish}` the same way.
+fn completions(root: &Path, check: bool) -> Result<()> {
+    mangen(root, check, Some("--completions"), "completions")
+}
+
+fn mangen(root: &Path, check: bool, mode: Option<&str>, dir: &str) -> Result<()> {
     build_tools(root, false)?;
     let mut cmd = Command::new(debug_dir(root).join("etcd-rescue-mangen"));
     if check {
         cmd.arg("--check");
     }
     let status = cmd
-        .arg(root.join("man"))
+        .args(mode)
+        .arg(root.join(dir))
         .status()
         .context("cannot run etcd-rescue-mangen")?;
     if !status.success() {
-        bail!("man pages: etcd-rescue-mangen failed ({status}); run `cargo xtask man`");
+        bail!("{dir}: etcd-rescue-mangen failed ({status}); run `cargo xtask {dir}`");
     }
     Ok(())
 }
@@ -231,10 +253,11 @@ fn test(root: &Path, rest: &[String]) -> Result<()> {
         test_args.extend(filters);
     }
     step(
-        "unit, CLI and end-to-end tests (etcd 3.4.23 and 3.5.1)",
+        "unit, CLI and end-to-end tests (etcd 3.4.23, 3.5.1, 3.5.30; 3.5.16 smoke)",
         || cargo(root, &test_args),
     )?;
     step("man --check", || man(root, true))?;
+    step("completions --check", || completions(root, true))?;
     step(
         "fuzz (short run: etcd-disk's WAL, snap and bbolt readers)",
         || {
