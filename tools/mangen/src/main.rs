@@ -2,6 +2,7 @@
 //! sections clap does not know: INPUT, OUTPUT, EXIT STATUS, ENVIRONMENT, EXAMPLES, SEE ALSO.
 //!
 //! `etcd-rescue-mangen DIR` writes the pages; `--check DIR` exits 1 when a page is stale.
+//! `--completions DIR` does the same for the shell completions (clap_complete): bash, zsh, fish.
 //! The date is pinned so that pages are reproducible.
 
 use clap::CommandFactory;
@@ -137,32 +138,91 @@ an upstream envelope with ok:false is passed on unchanged and its exit code retu
     Ok(out)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (check, dir) = match args.as_slice() {
-        [flag, dir] if flag == "--check" => (true, PathBuf::from(dir)),
-        [dir] => (false, PathBuf::from(dir)),
-        _ => {
-            eprintln!("usage: etcd-rescue-mangen [--check] DIR");
-            std::process::exit(2);
+/// The top-level command of every tool (the ones a shell completes).
+fn top_level() -> Vec<clap::Command> {
+    vec![
+        etcd_health::Args::command(),
+        etcd_snap::Args::command(),
+        etcd_purge::Args::command(),
+        etcd_member_fix::Args::command(),
+        etcd_rejoin::Args::command(),
+        etcd_detect_version::Args::command(),
+        etcd_wal_backup::Args::command(),
+    ]
+}
+
+/// `bash/<tool>`, `zsh/_<tool>`, `fish/<tool>.fish` for every tool (clap_complete).
+fn completions(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    use clap_complete::Shell;
+    let mut out = Vec::new();
+    for mut cmd in top_level() {
+        let name = cmd.get_name().to_string();
+        for (shell, file) in [
+            (Shell::Bash, format!("bash/{name}")),
+            (Shell::Zsh, format!("zsh/_{name}")),
+            (Shell::Fish, format!("fish/{name}.fish")),
+        ] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, name.clone(), &mut buf);
+            if shell == Shell::Bash {
+                buf = fix_bash_hyphenated_bin(&name, &buf);
+            }
+            out.push((dir.join(file), buf));
         }
-    };
-    let mut stale = Vec::new();
+    }
+    out
+}
+
+/// clap_complete's bash script spells the state of a subcommand of a hyphenated binary two
+/// ways (clap-rs/clap#6421, open): the dispatch loop arrives at `etcd__snap__subcmd__save`,
+/// the case arm is labelled `etcd__subcmd__snap__subcmd__save`, so no option of a subcommand
+/// ever completes. Relabel the arms the way the loop spells them.
+fn fix_bash_hyphenated_bin(name: &str, script: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(script);
+    let wrong = name.replace('-', "__subcmd__");
+    let right = name.replace('-', "__");
+    text.replace(&format!("{wrong}__subcmd__"), &format!("{right}__subcmd__"))
+        .into_bytes()
+}
+
+fn man_pages(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
     for (cmd, extra) in tools() {
         let name = cmd.get_name().to_string();
-        let page = match render(cmd, &extra) {
-            Ok(p) => p,
+        match render(cmd, &extra) {
+            Ok(page) => out.push((dir.join(format!("{name}.1")), page)),
             Err(e) => {
                 eprintln!("etcd-rescue-mangen: error: cannot render {name}: {e}");
                 std::process::exit(1);
             }
-        };
-        let path = dir.join(format!("{name}.1"));
+        }
+    }
+    out
+}
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let check = take_flag(&mut args, "--check");
+    let complete = take_flag(&mut args, "--completions");
+    let dir = match args.as_slice() {
+        [dir] => PathBuf::from(dir),
+        _ => {
+            eprintln!("usage: etcd-rescue-mangen [--check] [--completions] DIR");
+            std::process::exit(2);
+        }
+    };
+    let (files, fix) = if complete {
+        (completions(&dir), "cargo xtask completions")
+    } else {
+        (man_pages(&dir), "cargo xtask man")
+    };
+    let mut stale = Vec::new();
+    for (path, bytes) in files {
         if check {
-            if std::fs::read(&path).ok().as_deref() != Some(page.as_slice()) {
+            if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
                 stale.push(path);
             }
-        } else if let Err(e) = write(&path, &page) {
+        } else if let Err(e) = write(&path, &bytes) {
             eprintln!(
                 "etcd-rescue-mangen: error: cannot write {}: {e}",
                 path.display()
@@ -172,20 +232,25 @@ fn main() {
     }
     if !stale.is_empty() {
         for p in &stale {
-            eprintln!(
-                "etcd-rescue-mangen: stale: {} (run `cargo xtask man`)",
-                p.display()
-            );
+            eprintln!("etcd-rescue-mangen: stale: {} (run `{fix}`)", p.display());
         }
         std::process::exit(1);
     }
+}
+
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }
-    let tmp = path.with_extension("1.part");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
 }
