@@ -2,8 +2,10 @@
 # restore-v3.sh: restore every member of a cluster from one v3 snapshot, in parallel style
 # (procedure.md, "Restoring from a v3 snapshot"):
 #   preflight  every host reachable, its env file read (nothing changes before this passed)
+#   verify     the snapshot here (etcd-snap verify: sha256 trailer, bbolt structure), then
+#   copy       the snapshot to every host (scp; nothing with --runner local) and
+#   verify     the copy there (etcd-snap verify on the host); a failure changes nothing
 #   purge      stop etcd, move the member dir aside           (etcd-purge, every host)
-#   copy       the snapshot to every host                      (scp; nothing with --runner local)
 #   restore    the member's data dir from the snapshot          (etcd-snap restore --env-file)
 #   start      etcd on every host with its normal settings
 #   health     etcd-health --cluster --wait
@@ -103,13 +105,15 @@ if [[ -z $TOKEN ]]; then
 fi
 log "restoring $SNAP to ${HOST_NAMES[*]} (token $TOKEN)"
 
-# ---- stop and purge every host.
-for h in "${HOST_NAMES[@]}"; do
-	step purge "$h" on_host "$h" "$(tool etcd-purge)" --env-file "$(env_file_of "$h")" \
-		--stop "$(stop_method "$h")" --to "$(purge_dir "$h")" --input none
-done
-
-# ---- copy the snapshot to every host.
+# ---- verify before anything changes: the snapshot here (even in a dry run: it only reads),
+# then its copy on every host (which also proves each host has etcd-snap).
+log "verify: $SNAP"
+vrc=0
+vout=$("$(tool etcd-snap)" verify --input none -q "$SNAP" </dev/null) || vrc=$?
+if ((vrc != 0)); then
+	vmsg=$(jq -r '.error.message // empty' 2>/dev/null <<<"$vout" || true)
+	die "$vrc" "the snapshot $SNAP failed verification${vmsg:+: $vmsg}; nothing was changed on any host"
+fi
 declare -A REMOTE_SNAP=()
 for h in "${HOST_NAMES[@]}"; do
 	if [[ $RUNNER == local || ${COPY:-} == none ]]; then
@@ -118,6 +122,13 @@ for h in "${HOST_NAMES[@]}"; do
 	fi
 	REMOTE_SNAP[$h]="$REMOTE_DIR/$(basename "$SNAP")"
 	step copy "$h" copy_to_host "$h" "$SNAP" "${REMOTE_SNAP[$h]}"
+	step verify "$h" on_host "$h" "$(tool etcd-snap)" verify --input none -q "${REMOTE_SNAP[$h]}"
+done
+
+# ---- stop and purge every host.
+for h in "${HOST_NAMES[@]}"; do
+	step purge "$h" on_host "$h" "$(tool etcd-purge)" --env-file "$(env_file_of "$h")" \
+		--stop "$(stop_method "$h")" --to "$(purge_dir "$h")" --input none
 done
 
 # ---- restore every member's data dir.

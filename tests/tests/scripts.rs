@@ -556,6 +556,48 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
     );
 }
 
+/// A corrupt snapshot against a healthy cluster: restore-v3.sh verifies it before anything
+/// changes, exits with etcd-snap verify's code (3), and every member still runs on its own,
+/// untouched member dir (same inode), with every key.
+async fn corrupt_backup(v: Version) {
+    use std::os::unix::fs::MetadataExt;
+    let (c, hosts, data) = populated(v, false).await;
+    let (dir, _, _) = backup(&c, &hosts, "v3");
+    let snap = dir.join("snapshot.db");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&snap, &bytes).unwrap();
+    let inodes: Vec<u64> = c
+        .members
+        .iter()
+        .map(|m| std::fs::metadata(m.data_dir.join("member")).unwrap().ino())
+        .collect();
+    let o = hosts
+        .script(&c, "restore-v3.sh")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("failed verification") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    for (m, ino) in c.members.iter().zip(&inodes) {
+        let now = std::fs::metadata(m.data_dir.join("member")).unwrap().ino();
+        assert_eq!(now, *ino, "{}: member dir replaced", m.name);
+        let names: Vec<String> = std::fs::read_dir(&m.data_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, vec!["member".to_string()], "{}", m.name);
+    }
+    health(&c, "10s");
+    assert_eq!(v3_all(&c, 0).await, data.v3);
+}
+
 async fn unreachable(v: Version) {
     let (c, hosts, data) = populated(v, false).await;
     let (dir, _, _) = backup(&c, &hosts, "v3");
@@ -636,6 +678,11 @@ async fn faults_v3_etcd_3_5_30() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_v2_etcd_3_5_30() {
     faults(Version::V3530, "restore-v2.sh", true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_backup_changes_nothing_etcd_3_5_30() {
+    corrupt_backup(Version::V3530).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
