@@ -2,8 +2,10 @@
 # restore-v2.sh: rebuild a cluster from a v2 (WAL) backup one member at a time (procedure.md,
 # "Restoring from a v2 backup"). The first member of the initial cluster is restored:
 #   preflight     every host reachable, its env file read (nothing changes before this passed)
-#   purge         stop etcd, move the member dir aside              (etcd-purge, every host)
+#   verify        a trial restore here into a scratch dir: sha256 of every file against the
+#                 manifest, the WAL's CRC chain, the db's structure (a failure changes nothing)
 #   copy          the backup to the first host                      (scp; nothing with --runner local)
+#   purge         stop etcd, move the member dir aside              (etcd-purge, every host)
 #   wal-restore   the backup in place as DATA_DIR/member            (etcd-wal-backup restore)
 #   start-first   etcd on the first host with ETCD_FORCE_NEW_CLUSTER=true, then healthy
 #   member-fix    its peer URL from localhost to the real one       (etcd-member-fix)
@@ -93,6 +95,31 @@ for h in "${HOST_NAMES[@]}"; do
 done
 log "restoring $SRC on $FIRST, then adding ${HOST_NAMES[*]:1}"
 
+# ---- verify before anything changes: a trial restore of the backup here into a scratch dir
+# (etcd-wal-backup checks every file against the manifest's sha256), the WAL read record by
+# record (etcd-detect-version --data-dir: CRC chain) and the db checked (etcd-snap verify
+# --skip-hash-check); also in a dry run, as it changes nothing. Then the copy to the first host.
+log "verify: $SRC (a trial restore into a scratch dir)"
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/restore-v2-verify.XXXXXX")
+vrc=0 vout=
+{
+	vout=$("$(tool etcd-wal-backup)" restore --backup-dir "$SRC" --data-dir "$SCRATCH/data" \
+		--name "$FIRST" --input none -q </dev/null) &&
+		vout=$("$(tool etcd-detect-version)" --data-dir "$SCRATCH/data" --input none -q </dev/null) &&
+		vout=$("$(tool etcd-snap)" verify --skip-hash-check --input none -q \
+			"$SCRATCH/data/member/snap/db" </dev/null)
+} || vrc=$?
+rm -rf -- "$SCRATCH"
+if ((vrc != 0)); then
+	vmsg=$(jq -r '.error.message // empty' 2>/dev/null <<<"$vout" || true)
+	die "$vrc" "the backup $SRC failed verification${vmsg:+: $vmsg}; nothing was changed on any host"
+fi
+REMOTE_SRC=$SRC
+if [[ $RUNNER != local && ${COPY:-} != none ]]; then
+	REMOTE_SRC="$REMOTE_DIR/$(basename "$SRC")"
+	step copy "$FIRST" copy_to_host "$FIRST" "$SRC" "$REMOTE_SRC"
+fi
+
 # ---- stop and purge every host.
 for h in "${HOST_NAMES[@]}"; do
 	step purge "$h" on_host "$h" "$(tool etcd-purge)" --env-file "$(env_file_of "$h")" \
@@ -100,11 +127,6 @@ for h in "${HOST_NAMES[@]}"; do
 done
 
 # ---- the backup in place on the first host.
-REMOTE_SRC=$SRC
-if [[ $RUNNER != local && ${COPY:-} != none ]]; then
-	REMOTE_SRC="$REMOTE_DIR/$(basename "$SRC")"
-	step copy "$FIRST" copy_to_host "$FIRST" "$SRC" "$REMOTE_SRC"
-fi
 if ! state_done "wal-restore@$FIRST" && [[ $DRY_RUN != 1 ]]; then
 	dd=$(henv "$FIRST" ETCD_DATA_DIR)
 	if on_host --ro "$FIRST" test -d "$dd/member"; then

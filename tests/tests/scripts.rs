@@ -556,30 +556,44 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
     );
 }
 
-/// A corrupt snapshot against a healthy cluster: restore-v3.sh verifies it before anything
-/// changes, exits with etcd-snap verify's code (3), and every member still runs on its own,
-/// untouched member dir (same inode), with every key.
-async fn corrupt_backup(v: Version) {
+/// A corrupt backup against a healthy cluster: the restore script verifies it before anything
+/// changes, exits 3, and every member still runs on its own, untouched member dir (same
+/// inode), with every key. v3: one byte of the snapshot flipped; v2: one byte of the newest WAL
+/// segment flipped (the manifest left as it was).
+async fn corrupt_backup(v: Version, with_v2: bool) {
     use std::os::unix::fs::MetadataExt;
-    let (c, hosts, data) = populated(v, false).await;
-    let (dir, _, _) = backup(&c, &hosts, "v3");
-    let snap = dir.join("snapshot.db");
-    let mut bytes = std::fs::read(&snap).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x5a;
-    std::fs::write(&snap, &bytes).unwrap();
+    let (c, hosts, data) = populated(v, with_v2).await;
+    let (dir, _, _) = backup(&c, &hosts, if with_v2 { "v2" } else { "v3" });
+    let victim = if with_v2 {
+        let wal = dir.join("wal-backup/member/wal");
+        let mut segs: Vec<PathBuf> = std::fs::read_dir(&wal)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
+        segs.sort();
+        segs.pop().unwrap()
+    } else {
+        dir.join("snapshot.db")
+    };
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = if with_v2 { 200 } else { bytes.len() / 2 };
+    bytes[at] ^= 0x5a;
+    std::fs::write(&victim, &bytes).unwrap();
     let inodes: Vec<u64> = c
         .members
         .iter()
         .map(|m| std::fs::metadata(m.data_dir.join("member")).unwrap().ino())
         .collect();
-    let o = hosts
-        .script(&c, "restore-v3.sh")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let script = if with_v2 {
+        "restore-v2.sh"
+    } else {
+        "restore-v3.sh"
+    };
+    let o = hosts.script(&c, script).arg(&dir).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert_eq!(o.status.code(), Some(3), "{script}: {err}");
     assert!(
         err.contains("failed verification") && err.contains("nothing was changed"),
         "{err}"
@@ -682,7 +696,12 @@ async fn faults_v2_etcd_3_5_30() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_backup_changes_nothing_etcd_3_5_30() {
-    corrupt_backup(Version::V3530).await
+    corrupt_backup(Version::V3530, false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_v2_backup_changes_nothing_etcd_3_5_30() {
+    corrupt_backup(Version::V3530, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
