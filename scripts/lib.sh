@@ -547,7 +547,9 @@ COMMON_USAGE="Hosts and how to reach them:
   --etcd-bin PATH              etcd on the hosts, for pidfile control [etcd]
   --bin-dir DIR                where the etcd-rescue tools are on the hosts [their PATH]
   --dry-run                    print every command, host by host; change nothing (the hosts
-                               are still probed and their env files read)
+                               are still probed, their env files read, the backup verified)
+  --yes                        restore even when the cluster is healthy right now (a restore
+                               stops and purges every member; without --yes that is refused, 7)
   -q, --quiet                  less on stderr"
 
 # common_opt ARGS...: parse one common option at the head of ARGS; sets OPT_SHIFT (0 = not one).
@@ -557,6 +559,7 @@ common_opt() {
 	local need_val=1
 	case $1 in
 	--dry-run) DRY_RUN=1 need_val=0 ;;
+	--yes) YES=1 need_val=0 ;;
 	-q | --quiet) QUIET=1 need_val=0 ;;
 	--initial-cluster | --env-file | --runner | --ssh-user | --ssh-option | --control | --etcd-bin | --bin-dir) ;;
 	*) return 0 ;;
@@ -591,6 +594,25 @@ setup_hosts() {
 
 # begin_restore KIND BACKUP_PATH: RUN_LOG / STATE_FILE next to the backup, the done marker
 # refused unless AGAIN=1 (then the old state is moved aside), resume announced.
+# guard_healthy HOST: before the first purge of a new run (not a resumed one), ask the cluster
+# how it is (etcd-health on every member's client URL, run on HOST). Healthy right now: refused
+# (7) unless --yes, since the restore would stop and purge every member; the dry run says a real
+# run would refuse. Degraded, unhealthy or unreachable: the restore goes on.
+guard_healthy() {
+	local host=$1 rc=0
+	[[ $DRY_RUN != 1 && -s $STATE_FILE ]] && return 0
+	on_host --ro "$host" "$(tool etcd-health)" --endpoints "$(all_client_urls)" --input none -q \
+		>/dev/null 2>&1 || rc=$?
+	((rc == 0)) || return 0
+	if [[ ${YES:-0} == 1 ]]; then
+		warn "the cluster is healthy right now; restoring anyway (--yes): every member will be stopped and purged"
+	elif [[ $DRY_RUN == 1 ]]; then
+		warn "the cluster is healthy right now: a real run would refuse (exit 7) without --yes"
+	else
+		CUR_STEP=guard CUR_HOST=$host die 7 "the cluster is healthy right now ($(all_client_urls)): a restore would stop and purge every member; nothing was changed. Add --yes to restore anyway"
+	fi
+}
+
 begin_restore() {
 	local kind=$1 b=$2 base
 	if [[ -d $b ]]; then base="$b/restore-$kind"; else base="$b.restore-$kind"; fi

@@ -120,6 +120,9 @@ if [[ $RUNNER != local && ${COPY:-} != none ]]; then
 	step copy "$FIRST" copy_to_host "$FIRST" "$SRC" "$REMOTE_SRC"
 fi
 
+# ---- a healthy cluster is not purged without --yes.
+guard_healthy "$FIRST"
+
 # ---- stop and purge every host.
 for h in "${HOST_NAMES[@]}"; do
 	step purge "$h" on_host "$h" "$(tool etcd-purge)" --env-file "$(env_file_of "$h")" \

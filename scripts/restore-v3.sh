@@ -125,6 +125,9 @@ for h in "${HOST_NAMES[@]}"; do
 	step verify "$h" on_host "$h" "$(tool etcd-snap)" verify --input none -q "${REMOTE_SNAP[$h]}"
 done
 
+# ---- a healthy cluster is not purged without --yes.
+guard_healthy "$FIRST"
+
 # ---- stop and purge every host.
 for h in "${HOST_NAMES[@]}"; do
 	step purge "$h" on_host "$h" "$(tool etcd-purge)" --env-file "$(env_file_of "$h")" \

@@ -612,6 +612,48 @@ async fn corrupt_backup(v: Version, with_v2: bool) {
     assert_eq!(v3_all(&c, 0).await, data.v3);
 }
 
+/// A good backup against a cluster that is healthy right now: the dry run warns that a real run
+/// would refuse; the real run refuses (7) and changes nothing; with --yes it restores.
+async fn healthy_guard(v: Version) {
+    use std::os::unix::fs::MetadataExt;
+    let (c, hosts, data) = populated(v, false).await;
+    let old = cluster_id(&c);
+    let (dir, _, _) = backup(&c, &hosts, "v3");
+    let ino = |i: usize| {
+        std::fs::metadata(c.members[i].data_dir.join("member"))
+            .unwrap()
+            .ino()
+    };
+    let before: Vec<u64> = (0..3).map(ino).collect();
+    let (o, _) = run_ok(
+        hosts.script(&c, "restore-v3.sh").arg("--dry-run").arg(&dir),
+        "restore-v3.sh --dry-run",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("healthy right now") && err.contains("would refuse"),
+        "{err}"
+    );
+    let o = hosts
+        .script(&c, "restore-v3.sh")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("healthy right now") && err.contains("--yes"),
+        "{err}"
+    );
+    assert_eq!((0..3).map(ino).collect::<Vec<_>>(), before);
+    health(&c, "10s");
+    run_ok(
+        hosts.script(&c, "restore-v3.sh").arg("--yes").arg(&dir),
+        "restore-v3.sh --yes",
+    );
+    verify(&c, &data, &old).await;
+}
+
 async fn unreachable(v: Version) {
     let (c, hosts, data) = populated(v, false).await;
     let (dir, _, _) = backup(&c, &hosts, "v3");
@@ -702,6 +744,11 @@ async fn corrupt_backup_changes_nothing_etcd_3_5_30() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_v2_backup_changes_nothing_etcd_3_5_30() {
     corrupt_backup(Version::V3530, true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_cluster_not_purged_without_yes_etcd_3_4_23() {
+    healthy_guard(Version::V34).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
