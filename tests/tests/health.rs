@@ -71,6 +71,37 @@ async fn members_up_and_down(v: Version) {
     assert_eq!(out["error"]["exit_code"], 5);
     assert!(stderr.contains(&c.members[2].name), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let down_id = out["facts"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == c.members[2].name.as_str())
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // Issue 13: with --endpoints listing all three (with or without the scheme) the stopped
+    // member is named by name too (it was named by its ID), in the summary, the problems and
+    // its endpoint's report.
+    for eps in [c.endpoints(), c.endpoints_no_scheme()] {
+        let (code, out, stderr) = health(&c, &["--endpoints", &eps, "--dial-timeout", "1s"]);
+        assert_eq!(code, 5, "{out}");
+        let h = &out["facts"]["health"];
+        assert_eq!(h["status"], "degraded", "{out}");
+        assert_eq!(h["members_healthy"], 2);
+        let name = c.members[2].name.as_str();
+        assert!(stderr.contains(&format!("; {name} (")), "{eps}: {stderr}");
+        assert!(!stderr.contains(&down_id), "{eps}: named by ID: {stderr}");
+        let problems = out["data"]["problems"].as_array().unwrap();
+        assert!(
+            problems[0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{name} (")),
+            "{eps}: {problems:?}"
+        );
+        assert_eq!(out["data"]["endpoints"][2]["name"], name, "{out}");
+        assert_eq!(out["data"]["endpoints"][2]["member_id"], down_id.as_str());
+    }
 
     // --wait polls until the member is back.
     let t = Instant::now();

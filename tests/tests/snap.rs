@@ -655,6 +655,91 @@ async fn save_skips_a_down_member(v: Version) {
         out["data"]["chosen"]["endpoint"],
         c.members[2].client_url.as_str()
     );
+    // No --enable-v2: the v2 API is not served, nothing to warn about.
+    assert_eq!(out["warnings"], serde_json::json!([]), "{out}");
+    assert_eq!(out["data"]["v2"]["api_served"], false, "{out}");
+}
+
+/// A v2 write through the member's v2 API (`--enable-v2`).
+async fn v2_put(client_url: &str, key: &str, value: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hostport = client_url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(hostport).await.unwrap();
+    let body = format!("value={value}");
+    let req = format!(
+        "PUT /v2/keys{key} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 201") || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+}
+
+/// Issue 13: `save --compress` gives the snapshot's revision (facts and summary; it was left
+/// out and the summary said "revision ?"), equal to the plain save's and etcd's with no write
+/// between; `save` warns (envelope and stderr) when the v2 store holds data, and only then.
+async fn save_compressed_revision_and_v2_warning(v: Version) {
+    let c = Cluster::start(
+        v,
+        ClusterOpts {
+            members: 1,
+            enable_v2: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut client = c.client(0).await.unwrap();
+    // Enough for a key tree of several levels (about 200 leaf pages).
+    let mut rev = 0;
+    for i in 0..2500 {
+        let r = client
+            .put(format!("/k/{i:05}"), vec![b'x'; 300], None)
+            .await
+            .unwrap();
+        rev = r.header().unwrap().revision();
+    }
+    let d = c.dir.join("saves");
+    std::fs::create_dir(&d).unwrap();
+    let plain = ok(&c, &["save", d.join("a.db").to_str().unwrap()]);
+    let (code, gz, err) = snap(
+        &c,
+        &["save", "--compress", d.join("b.db").to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{gz}\n{err}");
+    assert_eq!(plain["facts"]["snapshot"]["revision"], rev, "{plain}");
+    assert_eq!(gz["facts"]["snapshot"]["revision"], rev, "{gz}");
+    assert_eq!(gz["facts"]["snapshot"]["compressed"], true);
+    assert!(err.contains(&format!("gzipped, revision {rev})")), "{err}");
+    let gzp = gz["facts"]["snapshot"]["path"].as_str().unwrap();
+    let st = ok(&c, &["status", gzp]);
+    assert_eq!(st["data"]["etcdctl"]["revision"], rev, "{st}");
+    // v3 data only (the v2 API served and empty): no warning.
+    for out in [&plain, &gz] {
+        assert_eq!(out["warnings"], serde_json::json!([]), "{out}");
+        assert_eq!(out["data"]["v2"]["api_served"], true, "{out}");
+    }
+    assert!(!err.contains("etcd-snap: warning"), "{err}");
+
+    // One v2 key: warned, in the envelope and on stderr.
+    v2_put(&c.members[0].client_url, "/legacy/x", "1").await;
+    let (code, out, err) = snap(&c, &["save", d.join("c.db").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let w = out["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        w.contains("v2 store holds data") && w.contains("/legacy/"),
+        "{out}"
+    );
+    assert!(
+        err.contains("etcd-snap: warning: the v2 store holds data"),
+        "{err}"
+    );
+    assert_eq!(out["data"]["v2"]["top_level_dirs"], 1, "{out}");
 }
 
 macro_rules! both_versions {
@@ -663,7 +748,12 @@ macro_rules! both_versions {
     };
 }
 
-both_versions!(save_status_restore, bump_revision, save_skips_a_down_member);
+both_versions!(
+    save_status_restore,
+    bump_revision,
+    save_skips_a_down_member,
+    save_compressed_revision_and_v2_warning
+);
 
 etcd_rescue_tests::smoke_3_5_16!(save_status_restore);
 

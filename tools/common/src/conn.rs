@@ -19,33 +19,34 @@ fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     duration::parse(s)
 }
 
-/// The connection flags (flattened into every tool that talks to etcd).
+/// The connection flags (flattened into every tool that talks to etcd). Global: flattened
+/// into a tool's top-level Args, they go before or after its subcommand (etcd-rejoin).
 #[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
 #[command(next_help_heading = "Connection (as etcdctl)")]
 pub struct ConnArgs {
     /// gRPC endpoints, comma separated [env: ETCDCTL_ENDPOINTS] [default: 127.0.0.1:2379]
-    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    #[arg(long, global = true, value_name = "URLS", value_delimiter = ',')]
     pub endpoints: Option<Vec<String>>,
     /// Verify the servers' TLS certificates with this CA bundle [env: ETCDCTL_CACERT]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
     /// Client TLS certificate [env: ETCDCTL_CERT]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// Client TLS key [env: ETCDCTL_KEY]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// User name, or `name:password` [env: ETCDCTL_USER]
-    #[arg(long, value_name = "NAME[:PASSWORD]")]
+    #[arg(long, global = true, value_name = "NAME[:PASSWORD]")]
     pub user: Option<String>,
     /// Password of --user; prefer ETCDCTL_PASSWORD, which `ps` does not show [env: ETCDCTL_PASSWORD]
-    #[arg(long, value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Time to establish a connection [env: ETCDCTL_DIAL_TIMEOUT] [default: 2s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub dial_timeout: Option<Duration>,
     /// Time for one request to complete [env: ETCDCTL_COMMAND_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub command_timeout: Option<Duration>,
 }
 

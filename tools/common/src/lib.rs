@@ -9,6 +9,7 @@
 //! - [`envfile`]: `/etc/etcd.env`-style files;
 //! - [`atomic`]: temp name → fsync → rename → fsync dir, cleaned up on error and on signals;
 //! - [`ids`]: member and cluster IDs as 16-digit lowercase hex strings;
+//! - [`http`], [`v2`]: a minimal HTTP GET, and the v2 API's view of the v2 store;
 //! - [`runner`]: the process boilerplate every `main.rs` calls.
 
 pub mod atomic;
@@ -19,11 +20,13 @@ pub mod envelope;
 pub mod envfile;
 pub mod error;
 pub mod exit;
+pub mod http;
 pub mod ids;
 pub mod input;
 pub mod man;
 pub mod members;
 pub mod runner;
+pub mod v2;
 
 pub use error::{Error, ErrorKind, Result, ResultExt};
 pub use exit::ExitCode;

@@ -270,4 +270,35 @@ mod tests {
         assert_eq!(a.common.input.as_deref(), Some("none"));
         assert_eq!(a.common.verbosity(), 2);
     }
+
+    #[derive(Parser, Debug)]
+    struct WithConn {
+        #[command(subcommand)]
+        cmd: Sub,
+        #[command(flatten)]
+        conn: crate::conn::ConnArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn connection_flags_at_the_top_work_on_both_sides() {
+        WithConn::command().debug_assert();
+        for argv in [
+            vec!["t", "--endpoints", "a:1", "-q", "save", "f"],
+            vec!["t", "save", "--endpoints", "a:1", "f", "-q"],
+            vec!["t", "save", "f", "--endpoints", "a:1", "-q"],
+        ] {
+            let a = WithConn::try_parse_from(&argv).unwrap();
+            assert_eq!(a.conn.endpoints, Some(vec!["a:1".to_string()]), "{argv:?}");
+            assert_eq!(a.common.quiet, 1, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn input_and_verbosity_after_the_subcommand() {
+        let a = WithSub::try_parse_from(["t", "save", "f", "--input", "none", "-vv"]).unwrap();
+        assert_eq!(a.common.input.as_deref(), Some("none"));
+        assert_eq!(a.common.verbosity(), 2);
+    }
 }

@@ -12,8 +12,9 @@
 //! The verdict ([`verdict`], pure) is `backup_method: v2|v3` with its reason; exit 0 either
 //! way, or 5 for a v2 answer under `--require v3`.
 
-pub mod http;
 pub mod offline;
+
+use etcd_common::{http, v2};
 
 use clap::{Parser, ValueEnum};
 use etcd_common::conn::{ConnArgs, ConnConfig, ProcessEnv};
@@ -167,32 +168,7 @@ pub fn verdict(online: Option<&OnlineV2>, offline: Option<&OfflineV2>) -> Verdic
     }
 }
 
-/// Count user keys and dirs in a v2 `GET /v2/keys/?recursive=true` answer; collect examples.
-pub fn count_v2_tree(body: &Value, max_examples: usize) -> (u64, u64, Vec<String>) {
-    fn walk(n: &Value, keys: &mut u64, dirs: &mut u64, ex: &mut Vec<String>, max: usize) {
-        if let Some(children) = n.get("nodes").and_then(Value::as_array) {
-            for c in children {
-                let dir = c.get("dir").and_then(Value::as_bool).unwrap_or(false);
-                if dir {
-                    *dirs += 1;
-                } else {
-                    *keys += 1;
-                }
-                if ex.len() < max {
-                    if let Some(k) = c.get("key").and_then(Value::as_str) {
-                        ex.push(if dir { format!("{k}/") } else { k.to_string() });
-                    }
-                }
-                walk(c, keys, dirs, ex, max);
-            }
-        }
-    }
-    let (mut k, mut d, mut ex) = (0, 0, Vec::new());
-    if let Some(node) = body.get("node") {
-        walk(node, &mut k, &mut d, &mut ex, max_examples);
-    }
-    (k, d, ex)
-}
+pub use etcd_common::v2::count_v2_tree;
 
 /// What the online probe found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -267,26 +243,9 @@ async fn probe_endpoint(cfg: &ConnConfig, ep: &str, examples: usize) -> Result<O
         Ok(resp) => r.errors.push(format!("GET /version: HTTP {}", resp.status)),
         Err(e) => r.errors.push(e.message),
     }
-    match http::get(cfg, ep, "/v2/keys/?recursive=true", timeout).await {
-        Ok(resp) if resp.status == 200 => {
-            let v: Value = serde_json::from_slice(&resp.body)
-                .map_err(|e| Error::bad_input(format!("GET {ep}/v2/keys: invalid JSON: {e}")))?;
-            r.v2_api_served = true;
-            let (k, d, ex) = count_v2_tree(&v, examples);
-            (r.v2_keys, r.v2_dirs, r.v2_examples) = (k, d, ex);
-        }
-        Ok(resp) if resp.status == 404 => r.v2_api_served = false,
-        Ok(resp) => {
-            // Served but refused (v2 auth): it is there, and we could not count.
-            r.v2_api_served = true;
-            r.errors.push(format!(
-                "GET /v2/keys: HTTP {} {}",
-                resp.status,
-                String::from_utf8_lossy(&resp.body).trim()
-            ));
-        }
-        Err(e) => r.errors.push(e.message),
-    }
+    let k = v2::probe(cfg, ep, true, examples, timeout).await?;
+    (r.v2_api_served, r.v2_keys, r.v2_dirs, r.v2_examples) = (k.served, k.keys, k.dirs, k.examples);
+    r.errors.extend(k.error);
     Ok(r)
 }
 

@@ -117,6 +117,19 @@ pub fn verdict(
     reports: &[EndpointReport],
     alarms: &[AlarmInfo],
 ) -> Verdict {
+    verdict_in(members, members.unwrap_or(&[]), reports, alarms)
+}
+
+/// [`verdict`] where the members that must all be healthy (`checked`: the member list with
+/// `--cluster`, None with `--endpoints`, where the endpoints given are what is judged) and
+/// the members known by name (`known`: the member list whenever an endpoint gave one) differ.
+/// Members are named by name whenever it is known, in both modes.
+pub fn verdict_in(
+    members: Option<&[MemberInfo]>,
+    known: &[MemberInfo],
+    reports: &[EndpointReport],
+    alarms: &[AlarmInfo],
+) -> Verdict {
     let mut problems = Vec::new();
     let reachable: Vec<&EndpointReport> = reports.iter().filter(|r| r.reachable).collect();
     let mut leaders_seen: Vec<u64> = reachable
@@ -135,8 +148,10 @@ pub fn verdict(
         }
     };
     let name_of = |id: u64| -> String {
-        members
-            .and_then(|ms| ms.iter().find(|m| m.id == id))
+        known
+            .iter()
+            .chain(members.unwrap_or(&[]))
+            .find(|m| m.id == id)
             .map(label)
             .unwrap_or_else(|| ids::hex(id))
     };
@@ -407,6 +422,27 @@ fn alarm_name(a: etcd_client::AlarmType) -> String {
     }
 }
 
+/// `host:port` of an endpoint or URL (scheme and path dropped), for matching an endpoint
+/// given as `10.0.0.1:2379` to a member's client URL `https://10.0.0.1:2379`.
+fn host_port(u: &str) -> &str {
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Attribute the endpoints that did not answer (no member ID from their status) to members,
+/// by client URL, so that a member that is down is named (by name) and counted.
+pub fn attribute(reports: &mut [EndpointReport], members: &[MemberInfo]) {
+    for r in reports.iter_mut().filter(|r| r.member_id.is_none()) {
+        let ep = host_port(&r.endpoint);
+        if let Some(m) = members
+            .iter()
+            .find(|m| m.client_urls.iter().any(|u| host_port(u) == ep))
+        {
+            r.member_id = Some(m.id);
+        }
+    }
+}
+
 struct Observation {
     members: Option<Vec<MemberInfo>>,
     alarms: Vec<AlarmInfo>,
@@ -448,19 +484,16 @@ async fn observe(cfg: &ConnConfig, cluster: bool) -> Observation {
             ..Default::default()
         });
     }
-    // Unreached endpoints: attribute them to members by client URL.
     if let Some(ms) = &members {
-        for r in reports.iter_mut().filter(|r| r.member_id.is_none()) {
-            if let Some(m) = ms
-                .iter()
-                .find(|m| m.client_urls.iter().any(|u| u == &r.endpoint))
-            {
-                r.member_id = Some(m.id);
-            }
-        }
+        attribute(&mut reports, ms);
     }
     let members_for_verdict = if cluster { members.as_deref() } else { None };
-    let verdict = verdict(members_for_verdict, &reports, &alarms);
+    let verdict = verdict_in(
+        members_for_verdict,
+        members.as_deref().unwrap_or(&[]),
+        &reports,
+        &alarms,
+    );
     Observation {
         members,
         alarms,
@@ -819,6 +852,39 @@ mod tests {
         ms[1].is_learner = true;
         let v = verdict(Some(&ms), &[ok_report(1, 1, 5), ok_report(2, 1, 5)], &[]);
         assert_eq!(v.status, Status::Degraded);
+    }
+
+    /// Issue 13: with --endpoints (no member list judged) a member that is down is still
+    /// named by name, whether the endpoint was given with or without its scheme.
+    #[test]
+    fn endpoints_mode_names_a_down_member_by_name() {
+        let ms = vec![member(1, "a"), member(2, "b"), member(3, "c")];
+        for ep in [
+            "http://127.0.1.3:2379",
+            "127.0.1.3:2379",
+            "http://127.0.1.3:2379/",
+        ] {
+            let mut gone = down(3);
+            gone.member_id = None;
+            gone.endpoint = ep.into();
+            let mut rs = vec![ok_report(1, 2, 10), ok_report(2, 2, 10), gone];
+            attribute(&mut rs, &ms);
+            assert_eq!(rs[2].member_id, Some(3), "{ep}");
+            let v = verdict_in(None, &ms, &rs, &[]);
+            assert_eq!(v.status, Status::Degraded);
+            assert_eq!((v.members_healthy, v.members_total), (2, 3));
+            assert!(
+                v.problems[0].starts_with(&format!("c ({ep})")),
+                "{ep}: {:?}",
+                v.problems
+            );
+            assert!(!v.problems[0].contains(&ids::hex(3)), "{:?}", v.problems);
+        }
+        // An endpoint no member advertises stays unattributed.
+        let mut rs = vec![down(9)];
+        rs[0].member_id = None;
+        attribute(&mut rs, &ms);
+        assert_eq!(rs[0].member_id, None);
     }
 
     #[test]

@@ -35,6 +35,10 @@ fn parse_id(s: &str) -> std::result::Result<u64, String> {
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
+    /// Every subcommand talks to the cluster: the connection flags, like `-q`, `-v` and
+    /// `--pretty`, go before or after the subcommand.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -69,8 +73,6 @@ pub struct AddArgs {
     /// How long to retry refusals ("unhealthy cluster"), the promotion and --wait-started
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub wait: Duration,
-    #[command(flatten)]
-    pub conn: ConnArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,8 +91,6 @@ pub struct RemoveArgs {
     /// How long to retry transient refusals
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub wait: Duration,
-    #[command(flatten)]
-    pub conn: ConnArgs,
 }
 
 pub use etcd_common::members::Member;
@@ -326,7 +326,7 @@ fn member_facts(facts: &mut Facts, cfg: &ConnConfig, cluster_id: Option<u64>, me
     );
 }
 
-async fn add(a: AddArgs, ctx: Ctx) -> Result<Outcome> {
+async fn add(a: AddArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
     let t0 = Instant::now();
     let deadline = t0 + a.wait;
     let env = match &a.env_file {
@@ -354,7 +354,7 @@ async fn add(a: AddArgs, ctx: Ctx) -> Result<Outcome> {
         )),
     };
     // The env file is the joining member's: its client URL is not an endpoint of the cluster.
-    let cfg = a.conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
+    let cfg = conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
     let mut client = cfg.connect_all().await?;
     let (members, mut cluster_id) = list(&cfg, &mut client).await?;
     let mut warnings = Vec::new();
@@ -534,10 +534,10 @@ async fn add(a: AddArgs, ctx: Ctx) -> Result<Outcome> {
     })
 }
 
-async fn remove(a: RemoveArgs, ctx: Ctx) -> Result<Outcome> {
+async fn remove(a: RemoveArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
     let t0 = Instant::now();
     let deadline = t0 + a.wait;
-    let cfg = a.conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
+    let cfg = conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
     let mut client = cfg.connect_all().await?;
     let (members, cluster_id) = list(&cfg, &mut client).await?;
     let found: Vec<&Member> = members
@@ -617,8 +617,8 @@ impl Tool for Args {
 
     async fn run(self, ctx: Ctx) -> Result<Outcome> {
         match self.cmd {
-            Cmd::Add(a) => add(a, ctx).await,
-            Cmd::Remove(r) => remove(r, ctx).await,
+            Cmd::Add(a) => add(a, self.conn, ctx).await,
+            Cmd::Remove(r) => remove(r, self.conn, ctx).await,
         }
     }
 }

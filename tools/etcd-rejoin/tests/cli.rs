@@ -113,3 +113,40 @@ fn unreachable_endpoint() {
     let (code, _, err) = run(cmd().args(["remove", "--name", "n2", "--endpoints", "127.0.0.1:1"]));
     assert_eq!(code, 4, "{err}");
 }
+
+/// Issue 13: the global flags (-q, -v, --pretty, --input) and the connection flags work before
+/// the subcommand, right after it and at the end, for both subcommands.
+#[test]
+fn global_flags_before_and_after_the_subcommand() {
+    use etcd_test_support::{global_positions, run_pretty};
+    let globals = [
+        "-q",
+        "--pretty",
+        "--input",
+        "none",
+        "--endpoints",
+        "127.0.0.1:1",
+        "--dial-timeout",
+        "300ms",
+    ];
+    for args in [
+        &[
+            "add",
+            "--name",
+            "n2",
+            "--peer-urls",
+            "http://10.0.0.2:2380",
+            "--wait",
+            "1s",
+        ][..],
+        &["remove", "--name", "n2", "--wait", "1s"],
+    ] {
+        for argv in global_positions(&globals, args) {
+            let (code, v, err) = run_pretty(cmd().args(&argv));
+            assert_eq!(code, 4, "{argv:?}: {v}\n{err}");
+            assert_eq!(v["error"]["kind"], "unreachable", "{argv:?}");
+            // The endpoint given is the one dialled (not the default 127.0.0.1:2379).
+            assert!(err.contains("127.0.0.1:1"), "{argv:?}: {err}");
+        }
+    }
+}

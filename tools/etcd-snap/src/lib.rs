@@ -81,8 +81,9 @@ or a raw member/snap/db copied from a data dir (no sha256: restore needs --skip-
 restore reads ETCD_NAME, ETCD_INITIAL_CLUSTER, ETCD_INITIAL_CLUSTER_TOKEN, ETCD_INITIAL_ADVERTISE_PEER_URLS, ETCD_DATA_DIR \
 and ETCD_WAL_DIR from --env-file; explicit flags win.",
         output: "save: facts.snapshot {path, size_bytes, sha256 (of the file), db_sha256 (of the bbolt image: the server's trailer), \
-revision, compressed, endpoint}, facts.etcd_version, facts.cluster_id, facts.member_id (the member it was taken from), facts.taken_at; \
-data.chosen {endpoint, why}, data.candidates. \
+revision (also with --compress: read while streaming), compressed, endpoint}, facts.etcd_version, facts.cluster_id, facts.member_id (the member it was taken from), facts.taken_at; \
+data.chosen {endpoint, why}, data.candidates, data.v2 {api_served, top_level_keys, top_level_dirs, examples, error} (the member's v2 API, asked while streaming); \
+a warning (envelope warnings and stderr) when the v2 store holds data, which a v3 snapshot does not carry. \
 status: data.etcdctl {hash, revision, totalKey, totalSize} exactly as `etcdctl snapshot status -w json`, plus user_keys, key_revisions, \
 tombstones, members, members_removed, cluster_version, consistent_index, term, compacted_revision, has_sha256_trailer; facts.snapshot gains \
 revision, size_bytes, has_sha256_trailer. \

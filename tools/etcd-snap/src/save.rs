@@ -186,6 +186,8 @@ struct Written {
     trailer: Option<[u8; 32]>,
     file_sha: [u8; 32],
     file_size: u64,
+    /// With --compress: the last key of bucket `key` (the revision), read from the stream.
+    last_key: Option<std::result::Result<Option<Vec<u8>>, String>>,
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
@@ -214,8 +216,13 @@ fn writer(
     let mut h = Sha256::new();
     let mut held: Vec<u8> = Vec::with_capacity(64);
     let mut total = 0u64;
+    // The gzip file cannot be read back cheaply: take the revision on the way.
+    let mut scan = compress.then(|| etcd_disk::bolt::stream::LastKeyScan::new(b"key"));
     while let Some(chunk) = rx.blocking_recv() {
         total += chunk.len() as u64;
+        if let Some(s) = &mut scan {
+            s.feed(&chunk);
+        }
         match &mut sink {
             Sink::Plain(w) => w.write_all(&chunk),
             Sink::Gzip(w) => w.write_all(&chunk),
@@ -264,6 +271,7 @@ fn writer(
         trailer,
         file_sha,
         file_size,
+        last_key: scan.map(|s| s.finish()),
     })
 }
 
@@ -440,6 +448,16 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         ids::hex(chosen.member_id)
     ));
 
+    // The v2 store is not in a v3 snapshot: ask the member's v2 API (its top level only)
+    // while the snapshot streams, to warn when it holds data.
+    let v2_probe = {
+        let (cfg, ep) = (cfg.clone(), chosen.endpoint.clone());
+        tokio::spawn(async move {
+            let t = cfg.command_timeout;
+            etcd_common::v2::probe(&cfg, &ep, false, 3, t).await
+        })
+    };
+
     // 2. Stream into FILE.part through the writer thread.
     let file = AtomicFile::create(&dest, 0o600)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
@@ -499,9 +517,16 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     w.file.commit()?;
 
-    // 4. The snapshot's revision: the last key of bucket `key` (a few page reads).
-    let revision = if compress {
-        None
+    // 4. The snapshot's revision: the last key of bucket `key` (a few page reads; with
+    // --compress, found while streaming).
+    let revision = if let Some(found) = w.last_key {
+        match found {
+            Ok(k) => Some(k.as_deref().map_or(0, revision_of_key)),
+            Err(e) => {
+                diag::debug(&format!("revision of {}: {e}", dest.display()));
+                None
+            }
+        }
     } else {
         match etcd_disk::snapshot::open_db(&dest) {
             Ok((db, _)) => inspect::revision(&db).map_err(Error::from).ok(),
@@ -511,6 +536,24 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
             }
         }
     };
+    let mut warnings = Vec::new();
+    let v2 = match v2_probe.await {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => etcd_common::v2::V2Keys {
+            error: Some(e.message),
+            ..Default::default()
+        },
+        Err(e) => etcd_common::v2::V2Keys {
+            error: Some(format!("v2 probe: {e}")),
+            ..Default::default()
+        },
+    };
+    if let Some(e) = &v2.error {
+        diag::debug(&format!("v2 API of {}: {e}", chosen.endpoint));
+    }
+    if let Some(w) = v2_warning(&v2) {
+        warnings.push(w);
+    }
     let secs = started.elapsed().as_secs_f64();
     let mut snap = json!({
         "path": dest.display().to_string(),
@@ -548,6 +591,13 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     let data = json!({
         "chosen": {"endpoint": chosen.endpoint, "why": why},
         "candidates": cand_json,
+        "v2": {
+            "api_served": v2.served,
+            "top_level_keys": v2.keys,
+            "top_level_dirs": v2.dirs,
+            "examples": v2.examples,
+            "error": v2.error,
+        },
         "took_ms": started.elapsed().as_millis() as u64,
         "mb_per_s": if secs > 0.0 { (w.total as f64 / 1e6 / secs * 10.0).round() / 10.0 } else { 0.0 },
     });
@@ -564,10 +614,34 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         changed: true,
         facts,
         data,
-        warnings: Vec::new(),
+        warnings,
         summary,
         failure: None,
     })
+}
+
+/// The warning for v2 data a v3 snapshot leaves out (None when the v2 API showed none).
+pub fn v2_warning(v2: &etcd_common::v2::V2Keys) -> Option<String> {
+    if !v2.served || !v2.has_data() {
+        return None;
+    }
+    let eg = if v2.examples.is_empty() {
+        String::new()
+    } else {
+        format!(", e.g. {}", v2.examples.join(", "))
+    };
+    Some(format!(
+        "the v2 store holds data ({} key(s) and {} dir(s) at its top level{eg}) that a v3 snapshot does not carry: back it up with etcd-wal-backup (the v2 method; etcd-detect-version tells)",
+        v2.keys, v2.dirs
+    ))
+}
+
+/// The main revision in the first 8 bytes of a `key` bucket key (big endian), as
+/// [`inspect::revision`] reads it.
+fn revision_of_key(k: &[u8]) -> i64 {
+    k.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, |b| u64::from_be_bytes(b) as i64)
 }
 
 /// RFC 3339 UTC with seconds (`2024-05-01T12:00:00Z`), without a date crate.
@@ -701,6 +775,58 @@ mod tests {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).unwrap();
         assert_eq!(out, all);
+    }
+
+    /// Issue 13: with --compress the revision is read from the stream (it was left out).
+    #[test]
+    fn gzip_writer_finds_the_revision() {
+        let d = tempfile::tempdir().unwrap();
+        let mut e = etcd_disk::bolt::Edits::new();
+        for r in 2..3000u64 {
+            let mut k = r.to_be_bytes().to_vec();
+            k.push(b'_');
+            k.extend_from_slice(&0u64.to_be_bytes());
+            e.put(b"key", &k, &[b'v'; 100]).unwrap();
+        }
+        e.put(b"meta", b"consistent_index", &[0; 8]).unwrap();
+        let p = d.path().join("img");
+        etcd_disk::bolt::create(4096, &e, &p).unwrap();
+        let (all, _) = {
+            let img = std::fs::read(&p).unwrap();
+            let h: [u8; 32] = Sha256::digest(&img).into();
+            let mut all = img;
+            all.extend_from_slice(&h);
+            (all, h)
+        };
+        let (w, _, _d) = run_writer(all.chunks(10_000).map(<[u8]>::to_vec).collect(), true);
+        let k = w.last_key.unwrap().unwrap().unwrap();
+        assert_eq!(revision_of_key(&k), 2999);
+        let (w, _, _d) = run_writer(vec![all], false);
+        assert!(w.last_key.is_none(), "plain saves read the file");
+    }
+
+    #[test]
+    fn v2_warning_only_for_served_data() {
+        use etcd_common::v2::V2Keys;
+        assert_eq!(v2_warning(&V2Keys::default()), None);
+        let served = V2Keys {
+            served: true,
+            ..Default::default()
+        };
+        assert_eq!(v2_warning(&served), None);
+        let w = v2_warning(&V2Keys {
+            served: true,
+            keys: 1,
+            dirs: 2,
+            examples: vec!["/a".into(), "/d/".into()],
+            error: None,
+        })
+        .unwrap();
+        assert!(
+            w.contains("1 key(s) and 2 dir(s)") && w.contains("e.g. /a, /d/"),
+            "{w}"
+        );
+        assert!(w.contains("etcd-wal-backup"), "{w}");
     }
 
     #[test]

@@ -468,3 +468,40 @@ fn restore_dry_run_changes_nothing() {
     assert_eq!(v["facts"]["member_id"], "a000429f37de1964");
     assert!(!dd.exists());
 }
+
+/// Issue 13: the global flags (-q, -v, --pretty, --input) work before the subcommand, right
+/// after it and at the end, for every subcommand (offline status, and save against an
+/// unreachable endpoint, whose flags come after FILE too).
+#[test]
+fn global_flags_before_and_after_the_subcommand() {
+    use etcd_test_support::{global_positions, run_pretty};
+    let f = files();
+    // Without -q the summary is printed: the runs below prove -q silenced it.
+    let (code, _, err) = run(cmd().args(["status", "--input", "none", s(&f.good)]));
+    assert_eq!((code, err.lines().count()), (0, 1), "{err}");
+    for argv in global_positions(
+        &["-q", "--pretty", "--input", "none"],
+        &["status", s(&f.good)],
+    ) {
+        let (code, v, err) = run_pretty(cmd().args(&argv));
+        assert_eq!(code, 0, "{argv:?}: {v}\n{err}");
+        assert_eq!(v["data"]["etcdctl"]["revision"], f.rev, "{argv:?}");
+        assert_eq!(err, "", "{argv:?}: -q silences the summary");
+    }
+    let out = f.dir.join("saved.db");
+    for argv in global_positions(
+        &["-vv", "--pretty", "--input", "none"],
+        &[
+            "save",
+            s(&out),
+            "--endpoints",
+            "127.0.0.1:1",
+            "--dial-timeout",
+            "300ms",
+        ],
+    ) {
+        let (code, v, err) = run_pretty(cmd().args(&argv));
+        assert_eq!(code, 4, "{argv:?}: {v}\n{err}");
+        assert_eq!(v["error"]["kind"], "unreachable", "{argv:?}");
+    }
+}

@@ -70,8 +70,6 @@ pub struct BackupArgs {
     pub db_source: DbSource,
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[command(flatten)]
-    pub common: etcd_common::runner::CommonArgs,
 }
 
 /// Where the v3 db of an online backup comes from.

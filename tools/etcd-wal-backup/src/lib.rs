@@ -30,6 +30,9 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 pub struct Args {
     #[command(subcommand)]
     pub cmd: Cmd,
+    /// Global (`-q`, `-v`, `--pretty`, `--input`): before or after the subcommand.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -122,10 +125,7 @@ impl Drop for DirGuard {
 impl Tool for Args {
     const NAME: &'static str = "etcd-wal-backup";
     fn common(&self) -> &CommonArgs {
-        match &self.cmd {
-            Cmd::Backup(a) => &a.common,
-            Cmd::Restore(a) => &a.common,
-        }
+        &self.common
     }
     async fn run(self, ctx: Ctx) -> Result<Outcome> {
         match self.cmd {

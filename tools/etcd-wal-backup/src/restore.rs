@@ -32,8 +32,6 @@ pub struct RestoreArgs {
     /// The member name etcd will be started with (for the next-step facts; default ETCD_NAME)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    #[command(flatten)]
-    pub common: etcd_common::runner::CommonArgs,
 }
 
 fn is_archive(p: &Path) -> bool {

@@ -361,3 +361,49 @@ fn corrupt_inputs_exit_3_and_leave_no_partial_dir() {
     let m = check(&segs[0], "missing segment");
     assert!(m.contains("not contiguous"), "{m}");
 }
+
+/// Issue 13: `etcd-wal-backup -q backup ...` was a usage error (exit 2): the global flags
+/// (-q, -v, --pretty, --input) work before the subcommand, right after it and at the end, for
+/// both subcommands.
+#[test]
+fn global_flags_before_and_after_the_subcommand() {
+    use etcd_test_support::{global_positions, run_pretty};
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 3,
+            ..Default::default()
+        },
+    );
+    let globals = ["-q", "--pretty", "--input", "none"];
+    for (i, argv) in global_positions(
+        &globals,
+        &[
+            "backup",
+            "--data-dir",
+            p(&d),
+            "--backup-dir",
+            p(&t.path().join("b")),
+        ],
+    )
+    .into_iter()
+    .enumerate()
+    {
+        // A new backup dir each time (the argv holds "b"; rename the previous one away).
+        if i > 0 {
+            std::fs::rename(t.path().join("b"), t.path().join(format!("b{i}"))).unwrap();
+        }
+        let (code, v, err) = run_pretty(cmd().args(&argv));
+        assert_eq!(code, 0, "{argv:?}: {v}\n{err}");
+        assert_eq!(v["changed"], true, "{argv:?}");
+        assert_eq!(err, "", "{argv:?}: -q silences the summary");
+    }
+    for argv in global_positions(&globals, &["restore", "--data-dir", p(&t.path().join("r"))]) {
+        // No backup given: a usage error from restore itself, not from clap.
+        let (code, v, err) = run_pretty(cmd().args(&argv));
+        assert_eq!(code, 2, "{argv:?}: {v}\n{err}");
+        assert!(!err.contains("unexpected argument"), "{argv:?}: {err}");
+    }
+}

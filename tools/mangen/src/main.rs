@@ -27,23 +27,32 @@ fn tools() -> Vec<(clap::Command, ManExtra)> {
         ),
         (etcd_wal_backup::Args::command(), etcd_wal_backup::man()),
     ];
-    let wal_backup = etcd_wal_backup::Args::command();
-    for sub in wal_backup.get_subcommands() {
+    let mut wal_backup = etcd_wal_backup::Args::command();
+    // Built, so that the global flags (-q, --pretty, ...) reach the subcommand pages.
+    wal_backup.build();
+    for sub in wal_backup
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+    {
         let name = format!("etcd-wal-backup-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
         let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
         v.push((sub, etcd_wal_backup::man()));
     }
-    let rejoin = etcd_rejoin::Args::command();
-    for sub in rejoin.get_subcommands() {
+    let mut rejoin = etcd_rejoin::Args::command();
+    // Built, so that the global flags (-q, --pretty, ...) reach the subcommand pages.
+    rejoin.build();
+    for sub in rejoin.get_subcommands().filter(|s| s.get_name() != "help") {
         let name = format!("etcd-rejoin-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
         let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));
         v.push((sub, etcd_rejoin::man()));
     }
     // One page per subcommand (the parent page refers to them as etcd-snap-<sub>(1)).
-    let snap = etcd_snap::Args::command();
-    for sub in snap.get_subcommands() {
+    let mut snap = etcd_snap::Args::command();
+    // Built, so that the global flags (-q, --pretty, ...) reach the subcommand pages.
+    snap.build();
+    for sub in snap.get_subcommands().filter(|s| s.get_name() != "help") {
         let name = format!("etcd-snap-{}", sub.get_name());
         let name: &'static str = Box::leak(name.into_boxed_str());
         let sub = sub.clone().name(name).version(env!("CARGO_PKG_VERSION"));

@@ -41,3 +41,39 @@ pub fn run(c: &mut Command) -> (i32, Value, String) {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
     (code, v, stderr)
 }
+
+/// `args` (a subcommand and its own arguments) with the tool's global flags `globals` put
+/// before the subcommand, right after it, and at the end: the three argvs a tool with
+/// subcommands must treat alike.
+pub fn global_positions(globals: &[&str], args: &[&str]) -> [Vec<String>; 3] {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (sub, rest) = args.split_first().expect("a subcommand");
+    let mut before = s(globals);
+    before.push(sub.to_string());
+    before.extend(s(rest));
+    let mut right_after = vec![sub.to_string()];
+    right_after.extend(s(globals));
+    right_after.extend(s(rest));
+    let mut at_end = s(args);
+    at_end.extend(s(globals));
+    [before, right_after, at_end]
+}
+
+/// Run `c` with `--pretty` among its flags: (exit code, envelope, stderr). stdout must be one
+/// indented JSON document (more than one line), so the flag took effect.
+pub fn run_pretty(c: &mut Command) -> (i32, Value, String) {
+    let o = c.output().unwrap_or_else(|e| panic!("cannot run: {e}"));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let code = o
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {:?}\nstderr: {stderr}", o.status));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.lines().count() > 1,
+        "--pretty: an indented envelope on stdout, got: {stdout}\nstderr: {stderr}"
+    );
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    (code, v, stderr)
+}

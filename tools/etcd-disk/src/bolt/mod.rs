@@ -27,6 +27,7 @@ use crate::error::{DiskError, Result};
 
 pub mod check;
 pub mod patch;
+pub mod stream;
 pub mod write;
 
 pub use check::{check, scan, CheckProblem, CheckReport, ScanEvent};

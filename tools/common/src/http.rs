@@ -1,11 +1,12 @@
 //! A minimal HTTP/1.1 GET over tokio (plain) or tokio-rustls (TLS with the etcdctl CA and
-//! client certificate), for etcd's `/version` and v2 `/v2/keys` endpoints. Hand-rolled:
+//! client certificate), for etcd's `/version` and v2 `/v2/keys` endpoints (etcd-detect-version,
+//! and [`crate::v2`]'s probe that etcd-snap save also asks). Hand-rolled:
 //! two GETs do not justify an HTTP client stack, and it reuses the rustls (ring) that
 //! etcd-client's TLS already brings in. Handles `Content-Length`, chunked bodies and
 //! `Connection: close`; bodies are capped.
 
-use etcd_common::conn::ConnConfig;
-use etcd_common::{Error, Result};
+use crate::conn::ConnConfig;
+use crate::{Error, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub async fn get(cfg: &ConnConfig, base: &str, path: &str, timeout: Duration) ->
         Ok(r) => r.map_err(|e| e.context(&what)),
         Err(_) => Err(Error::unreachable(format!(
             "{what}: deadline exceeded after {}",
-            etcd_common::duration::display(timeout)
+            crate::duration::display(timeout)
         ))),
     }
 }
@@ -110,7 +111,7 @@ async fn get_inner(cfg: &ConnConfig, base: &str, path: &str) -> Result<Response>
         .map_err(|e| Error::unreachable(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: etcd-detect-version\r\nAccept: application/json\r\nConnection: close\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: etcd-rescue\r\nAccept: application/json\r\nConnection: close\r\n"
     );
     if let Some((u, p)) = &cfg.user {
         req.push_str(&format!(
