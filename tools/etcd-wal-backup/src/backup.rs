@@ -1144,6 +1144,57 @@ mod tests {
     }
 
     #[test]
+    fn own_client_urls_from_a_publish() {
+        let v2 = encode(&Request {
+            id: 1,
+            method: b"PUT".to_vec(),
+            path: b"/0/members/4f6e8cdffebd6727/attributes".to_vec(),
+            val: br#"{"name":"n1","clientURLs":["http://127.0.3.1:2379"]}"#.to_vec(),
+            ..Default::default()
+        });
+        assert_eq!(
+            published_client_urls(&v2, 0x4f6e8cdffebd6727),
+            Some(vec!["http://127.0.3.1:2379".to_string()])
+        );
+        assert_eq!(published_client_urls(&v2, 0x1234), None);
+        let v3 = encode(&InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 3,
+                ..Default::default()
+            }),
+            cluster_member_attr_set: Some(etcd_disk::proto::ClusterMemberAttrSetRequest {
+                member_id: 7,
+                member_attributes: Some(etcd_disk::proto::MemberAttributes {
+                    name: b"m0".to_vec(),
+                    client_urls: vec![b"https://10.0.0.1:2379".to_vec()],
+                }),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            published_client_urls(&v3, 7),
+            Some(vec!["https://10.0.0.1:2379".to_string()])
+        );
+        assert_eq!(published_client_urls(&v3, 8), None);
+    }
+
+    #[test]
+    fn membership_without_a_snap_is_the_new_voter_alone() {
+        let old = std::collections::BTreeSet::from([1u64, 2, 3]);
+        let (_, dm) = membership_edits(&old, None, 0x2f78d2aed22d6905).unwrap();
+        assert!(dm.members.is_empty());
+        assert_eq!(
+            dm.removed,
+            vec![
+                "0000000000000001".to_string(),
+                "0000000000000002".into(),
+                "0000000000000003".into()
+            ]
+        );
+        assert_eq!(dm.conf_state_voters, vec!["2f78d2aed22d6905".to_string()]);
+    }
+
+    #[test]
     fn archive_name() {
         assert_eq!(
             final_path(Path::new("/b/x"), true),
