@@ -153,7 +153,7 @@ committed_index, consistent_index, snapshot_index, entries, v2_writes, member_id
 [{path, size_bytes, sha256}], db_source {from: disk|stream, txid, attempts}, db_membership {members, removed, \
 conf_state_voters}, start_with}, facts.backup_method (v2), facts.data_dir, facts.member_id, facts.cluster_id \
 (of the source), facts.etcd_version. data.manifest is manifest.json. restore: facts.restore {data_dir, member_dir, wal_dir, \
-member_id, cluster_id, name, complete_to_index, complete_to_revision}, facts.next {action, flags}, facts.data_dir.
+member_id, cluster_id, name, complete_to_index, complete_to_revision, db_membership}, facts.next {action, flags}, facts.data_dir.
 
 How the backup stays consistent while etcd runs: a linearizable read through the member, then its commit index C (every \
 write acknowledged before the backup began is at or below C); the db, with consistent index CI, copied from disk without \
@@ -168,7 +168,8 @@ The db's membership is made to match what the backup starts with (patched copy-o
 carried .snap's v2 members (none without a .snap, the common case: every membership entry of the WAL is neutralised, and \
 --force-new-cluster adds the new member), members_removed the source's other members, and meta/confState the new member \
 as the only voter, as etcd writes after the forced start. Left as they were, the source cluster's members stay in the db: \
-etcd 3.5.16 keeps them, 3.5.30 removes them as zombies at the first start, 3.6 (membership from the db) brings them back.",
+etcd 3.5.16 keeps them, 3.5.30 removes them as zombies at the first start, 3.6 (membership from the db) brings them back. \
+restore makes the same edits on the db it puts in place, so a backup written before this still starts without zombies.",
         environment: &[],
         examples: r#"Back up this host's member while etcd runs, as one archive:
   etcd-wal-backup backup --env-file /etc/etcd.env --backup-dir /backup/etcd-$(date +%F) --archive
