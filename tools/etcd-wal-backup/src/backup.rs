@@ -498,8 +498,8 @@ pub struct DbMembership {
     /// `members`: the carried `.snap`'s v2 members (none without a `.snap`: every membership
     /// entry of the WAL is neutralised); `--force-new-cluster` adds the new member itself.
     pub members: Vec<String>,
-    /// `members_removed`: the `.snap`'s removed members and the source db's members that
-    /// are not kept (as etcd 3.5.30 leaves them after removing zombies).
+    /// `members_removed`: the `.snap`'s removed members, the source db's removed members and
+    /// its members that are not kept (as etcd 3.5.30 leaves them after removing zombies).
     pub removed: Vec<String>,
     /// `meta/confState` voters: the new member alone, as etcd writes after the forced start.
     pub conf_state_voters: Vec<String>,
@@ -512,6 +512,7 @@ pub struct DbMembership {
 /// keeps them, 3.5.30 removes them as zombies, 3.6 (membership from the db) brings them back.
 pub fn membership_edits(
     source_db_members: &std::collections::BTreeSet<u64>,
+    source_db_removed: &std::collections::BTreeSet<u64>,
     snap: Option<&(SnapFileInfo, etcd_disk::proto::RaftSnapshot)>,
     node_id: u64,
 ) -> Result<(bolt::write::Edits, DbMembership)> {
@@ -532,6 +533,12 @@ pub fn membership_edits(
         removed.extend(store.removed_members());
     }
     members.sort_by_key(|m| m.id);
+    // Once removed, always removed (etcd refuses a removed ID for good).
+    removed.extend(
+        source_db_removed
+            .iter()
+            .filter(|id| !members.iter().any(|m| m.id == **id)),
+    );
     for id in source_db_members {
         if !members.iter().any(|m| m.id == *id) {
             removed.insert(*id);
@@ -917,7 +924,12 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let db_membership = if a.without_v3 || !db_out.exists() {
         // A db holding only meta/consistent_index = X (and term), as etcdctl backup does
         // without --with-v3, plus the membership: etcd creates the other buckets at startup.
-        let (mut ed, dm) = membership_edits(&Default::default(), snaps.as_ref(), new_md.node_id)?;
+        let (mut ed, dm) = membership_edits(
+            &Default::default(),
+            &Default::default(),
+            snaps.as_ref(),
+            new_md.node_id,
+        )?;
         ed.put(b"meta", b"consistent_index", &x.to_be_bytes())
             .and_then(|_| ed.put(b"meta", b"term", &x_term.to_be_bytes()))?;
         bolt::write::create(4096, &ed, &db_out)?;
@@ -926,8 +938,8 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         // The copied db still holds the source cluster's membership: patched copy-on-write
         // (a few pages), so the hash of the copy no longer applies; it is hashed again below.
         let src = BoltDb::open(&db_out)?;
-        let (old, _) = v2scan::db_membership(&src)?;
-        let (ed, dm) = membership_edits(&old, snaps.as_ref(), new_md.node_id)?;
+        let (old, old_removed) = v2scan::db_membership(&src)?;
+        let (ed, dm) = membership_edits(&old, &old_removed, snaps.as_ref(), new_md.node_id)?;
         if let Some((_, job)) = db_hash.take() {
             job.wait()?;
         }
@@ -1181,7 +1193,8 @@ mod tests {
     #[test]
     fn membership_without_a_snap_is_the_new_voter_alone() {
         let old = std::collections::BTreeSet::from([1u64, 2, 3]);
-        let (_, dm) = membership_edits(&old, None, 0x2f78d2aed22d6905).unwrap();
+        let (_, dm) =
+            membership_edits(&old, &Default::default(), None, 0x2f78d2aed22d6905).unwrap();
         assert!(dm.members.is_empty());
         assert_eq!(
             dm.removed,
@@ -1192,6 +1205,11 @@ mod tests {
             ]
         );
         assert_eq!(dm.conf_state_voters, vec!["2f78d2aed22d6905".to_string()]);
+        // A second pass (restore on a trimmed backup) keeps the removed members.
+        let removed = std::collections::BTreeSet::from([1u64, 2, 3]);
+        let (_, again) =
+            membership_edits(&Default::default(), &removed, None, 0x2f78d2aed22d6905).unwrap();
+        assert_eq!(again, dm);
     }
 
     #[test]

@@ -81,8 +81,8 @@ fn trim_membership(member: &Path, member_id: &str) -> Result<Option<crate::backu
         None => None,
     };
     let src = etcd_disk::bolt::BoltDb::open(&db_path)?;
-    let (old, _) = etcd_disk::v2scan::db_membership(&src)?;
-    let (edits, dm) = crate::backup::membership_edits(&old, snap.as_ref(), node_id)?;
+    let (old, old_removed) = etcd_disk::v2scan::db_membership(&src)?;
+    let (edits, dm) = crate::backup::membership_edits(&old, &old_removed, snap.as_ref(), node_id)?;
     let mode = manifest::mode_for("member/snap/db");
     etcd_disk::bolt::patch(&src, &edits, &db_path)?;
     std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(mode))
