@@ -312,6 +312,23 @@ async fn save_status_restore(v: Version) {
         assert_eq!(code, 7);
     }
     assert!(ids.iter().all(|x| x.1 == ids[0].1));
+    // The restored db's meta/confState names the new members as voters (etcd's restore keeps
+    // the source cluster's there), as the restored .snap's conf_state does.
+    let mut voters: Vec<u64> = r_members(&ids);
+    voters.sort_unstable();
+    let want = format!(
+        "{{\"voters\":[{}],\"auto_leave\":false}}",
+        voters
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let st = etcd_disk::snapshot::status(
+        &etcd_disk::bolt::BoltDb::open(c.members[1].data_dir.join("member/snap/db")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(st.conf_state.as_deref(), Some(want.as_str()));
 
     // etcd's own restore gives the same .snap bytes and IDs
     let theirs_dir = c.dir.join("theirs-m1");
@@ -372,6 +389,13 @@ impl Drop for Procs {
 
 /// Start every member on its (restored) data dir at once and wait until all answer with one
 /// leader.
+/// The member IDs of `(member_id, cluster_id)` hex pairs.
+fn r_members(ids: &[(String, String)]) -> Vec<u64> {
+    ids.iter()
+        .map(|(m, _)| u64::from_str_radix(m, 16).unwrap())
+        .collect()
+}
+
 async fn start_all_raw(c: &Cluster) -> Procs {
     use std::os::unix::process::CommandExt;
     let mut procs = Procs(Vec::new());

@@ -575,11 +575,198 @@ async fn backup_restore(v: Version) {
 
 use std::os::unix::fs::PermissionsExt;
 
+/// The db's membership: member IDs, removed IDs, `meta/confState`.
+fn db_membership(db: &Path) -> (BTreeSet<String>, BTreeSet<String>, Option<String>) {
+    let st = etcd_disk::snapshot::status(&etcd_disk::bolt::BoltDb::open(db).unwrap()).unwrap();
+    (
+        st.members.iter().map(|m| m.id.clone()).collect(),
+        st.members_removed.iter().cloned().collect(),
+        st.conf_state,
+    )
+}
+
+fn detect(c: &Cluster, data_dir: &Path) -> Value {
+    let o = c
+        .tool("etcd-detect-version")
+        .args(["--data-dir", &s(data_dir)])
+        .output()
+        .unwrap();
+    envelope(&o)
+}
+
+/// The common v2 restore: a backup with no `.snap` (default --snapshot-count), taken with
+/// only --data-dir and --backup-dir (no ETCDCTL_ENDPOINTS: the member listens on 127.0.K.1,
+/// not on the default 127.0.0.1:2379, and the data dir records its client URL), restored and
+/// started with --force-new-cluster. The source cluster's members must not stay in the db
+/// (zombies that etcd 3.6 brings back): after the start the db's `members` bucket holds
+/// exactly the new member, and `meta/confState` names it as the only voter.
+async fn restore_membership_and_own_endpoint(v: Version) {
+    let mut c = Cluster::start(
+        v,
+        ClusterOpts {
+            enable_v2: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start");
+    let work = tempfile::tempdir().unwrap();
+    let d0 = c.members[0].data_dir.clone();
+    let url0 = c.members[0].client_url.clone();
+    assert!(!url0.contains("127.0.0.1"), "{url0}");
+    let mut k = c.client_all().await.unwrap();
+    k.put("/m/v3", "1", None).await.unwrap();
+    assert!(v2_put(&url0, "/m/v2", "1").await);
+    let old: BTreeSet<String> = k
+        .member_list()
+        .await
+        .unwrap()
+        .members()
+        .iter()
+        .map(|m| format!("{:016x}", m.id()))
+        .collect();
+    assert_eq!(old.len(), 3);
+    assert!(files_with(&d0.join("member/snap"), ".snap").is_empty());
+    // The source dir: its db and its v2/WAL membership agree.
+    let dv = detect(&c, &d0);
+    let reasons = dv["facts"]["etcd36"]["reasons"].to_string();
+    assert!(!reasons.contains("members bucket"), "{dv}");
+
+    let b = work.path().join("b");
+    let out = {
+        let mut cmd = c.tool("etcd-wal-backup");
+        cmd.env_remove("ETCDCTL_ENDPOINTS").args([
+            "backup",
+            "--data-dir",
+            &s(&d0),
+            "--backup-dir",
+            &s(&b),
+        ]);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let eb = envelope(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{eb} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(eb["facts"]["endpoints"][0], url0.as_str(), "{eb}");
+    let new_id = eb["facts"]["backup"]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_num = u64::from_str_radix(&new_id, 16).unwrap();
+    let want_cs = format!("{{\"voters\":[{new_num}],\"auto_leave\":false}}");
+    // The backup's db: no member yet (--force-new-cluster adds the new one), the old ones
+    // removed, the new member the only voter.
+    let (m, r, cs) = db_membership(&b.join("member/snap/db"));
+    assert!(m.is_empty(), "{m:?}");
+    assert_eq!(r, old);
+    assert_eq!(cs.as_deref(), Some(want_cs.as_str()));
+
+    c.stop_all().await.unwrap();
+    for m in &c.members {
+        std::fs::rename(m.data_dir.join("member"), m.data_dir.join("member.old")).unwrap();
+    }
+    let (code, er, err) = run_tool(
+        &c,
+        &[
+            "restore".into(),
+            "--backup-dir".into(),
+            s(&b),
+            "--data-dir".into(),
+            s(&d0),
+        ],
+    );
+    assert_eq!(code, 0, "{er} {err}");
+    let dv = detect(&c, &d0);
+    let reasons = dv["facts"]["etcd36"]["reasons"].to_string();
+    assert!(!reasons.contains("members bucket"), "{dv}");
+
+    c.start_member_with(0, &["--force-new-cluster"])
+        .await
+        .unwrap_or_else(|e| panic!("start: {e:#}\n{}", c.log_tail(0, 30)));
+    let mut k = c.client(0).await.unwrap();
+    let ml = k.member_list().await.unwrap();
+    let listed: BTreeSet<String> = ml
+        .members()
+        .iter()
+        .map(|m| format!("{:016x}", m.id()))
+        .collect();
+    assert_eq!(listed, BTreeSet::from([new_id.clone()]));
+    let got = k.get("/m/v3", None).await.unwrap();
+    assert_eq!(got.kvs().len(), 1);
+    // A write after the start, then stop and read the db.
+    k.put("/m/after", "1", None).await.unwrap();
+    drop(k);
+    c.stop_member(0).await.unwrap();
+    let (m, r, cs) = db_membership(&d0.join("member/snap/db"));
+    assert_eq!(
+        m,
+        BTreeSet::from([new_id.clone()]),
+        "db members after the start"
+    );
+    assert!(r.is_superset(&old), "{r:?}");
+    assert_eq!(cs.as_deref(), Some(want_cs.as_str()));
+    let log = std::fs::read_to_string(&c.members[0].log).unwrap_or_default();
+    assert!(!log.contains("Removing zombie member"), "zombies logged");
+    let dv = detect(&c, &d0);
+    let reasons = dv["facts"]["etcd36"]["reasons"].to_string();
+    assert!(!reasons.contains("members bucket"), "{dv}");
+    eprintln!(
+        "membership {v}: old {old:?}; new {new_id}; db members after the start {m:?}, removed {r:?}, confState {cs:?}"
+    );
+}
+
+/// v2 user writes, one with a TTL (so the leader proposes a SYNC every 500 ms), and v3
+/// writes: detect-version's `wal_writes` counts the v2 user writes only.
+async fn sync_entries_are_not_user_writes(v: Version) {
+    let c = Cluster::start(
+        v,
+        ClusterOpts {
+            enable_v2: true,
+            members: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start");
+    let url = c.members[0].client_url.clone();
+    let mut k = c.client_all().await.unwrap();
+    assert!(v2_put(&url, "/s/a", "1").await);
+    let (st, _) = http(&url, "PUT", "/v2/keys/s/ttl", "value=t&ttl=600").await;
+    assert!(st == 200 || st == 201, "{st}");
+    let (st, _) = http(&url, "POST", "/v2/keys/s/queue", "value=q").await;
+    assert!(st == 200 || st == 201, "{st}");
+    let (st, _) = http(&url, "DELETE", "/v2/keys/s/a", "").await;
+    assert_eq!(st, 200);
+    let user_writes = 4;
+    k.put("/s/v3a", "1", None).await.unwrap();
+    k.put("/s/v3b", "1", None).await.unwrap();
+    // SYNC every 500 ms while the TTL key exists.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = detect(&c, &c.members[0].data_dir);
+    assert_eq!(d["facts"]["v2"]["wal_writes"], user_writes, "{d}");
+    let reasons = d["facts"]["etcd36"]["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("{user_writes} user write(s)")) && reasons.contains("SYNC"),
+        "{reasons}"
+    );
+    eprintln!("sync {v}: {reasons}");
+}
+
 macro_rules! both_versions {
     ($($name:ident),* $(,)?) => {
         etcd_rescue_tests::each_version!($($name),*);
     };
 }
 
-both_versions!(backup_restore);
-etcd_rescue_tests::smoke_3_5_16!(backup_restore);
+both_versions!(
+    backup_restore,
+    restore_membership_and_own_endpoint,
+    sync_entries_are_not_user_writes
+);
+etcd_rescue_tests::smoke_3_5_16!(backup_restore, restore_membership_and_own_endpoint);

@@ -126,6 +126,20 @@ impl ConnArgs {
         env: &dyn Env,
         env_file: Option<&EnvFile>,
     ) -> Result<ConnConfig> {
+        self.resolve_with(facts, env, env_file, &[])
+    }
+
+    /// [`resolve`](Self::resolve), with `recorded`: the client URLs a data dir records for
+    /// its own member (what it advertised when it last started), tried after the environment
+    /// (`ETCDCTL_ENDPOINTS`, the env file's `ETCD_ADVERTISE_CLIENT_URLS`) and before the
+    /// default `127.0.0.1:2379`.
+    pub fn resolve_with(
+        &self,
+        facts: &Facts,
+        env: &dyn Env,
+        env_file: Option<&EnvFile>,
+        recorded: &[String],
+    ) -> Result<ConnConfig> {
         let endpoints = if let Some(e) = self.endpoints.as_ref().filter(|e| !e.is_empty()) {
             e.iter().flat_map(|s| split_list(s)).collect()
         } else if let Some(arr) = facts.get(keys::ENDPOINTS).and_then(|v| v.as_array()) {
@@ -137,6 +151,8 @@ impl ConnArgs {
             split_list(&e)
         } else if let Some(e) = env_file.and_then(|f| f.get("ETCD_ADVERTISE_CLIENT_URLS")) {
             split_list(e)
+        } else if !recorded.is_empty() {
+            recorded.to_vec()
         } else {
             vec![DEFAULT_ENDPOINT.to_string()]
         };
@@ -407,6 +423,32 @@ mod tests {
         assert_eq!(
             a.resolve(&facts, &e, Some(&ef)).unwrap().endpoints,
             vec!["http://a:1", "http://b:2"]
+        );
+    }
+
+    #[test]
+    fn recorded_urls_after_the_environment_before_the_default() {
+        let rec = vec!["http://127.0.3.1:2379".to_string()];
+        let none = Facts::new();
+        let r = |e: &dyn Env, ef: Option<&EnvFile>| {
+            ConnArgs::default()
+                .resolve_with(&none, e, ef, &rec)
+                .unwrap()
+                .endpoints
+        };
+        assert_eq!(r(&env(&[]), None), vec!["http://127.0.3.1:2379"]);
+        let ef = EnvFile::parse("ETCD_ADVERTISE_CLIENT_URLS=http://10.0.0.8:2379").unwrap();
+        assert_eq!(r(&env(&[]), Some(&ef)), vec!["http://10.0.0.8:2379"]);
+        assert_eq!(
+            r(&env(&[("ETCDCTL_ENDPOINTS", "10.0.0.9:2379")]), None),
+            vec!["http://10.0.0.9:2379"]
+        );
+        assert_eq!(
+            ConnArgs::default()
+                .resolve_with(&none, &env(&[]), None, &[])
+                .unwrap()
+                .endpoints,
+            vec![format!("http://{DEFAULT_ENDPOINT}")]
         );
     }
 

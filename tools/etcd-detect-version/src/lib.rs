@@ -455,8 +455,14 @@ Offline reading takes no lock and never writes: it is safe while etcd runs on th
 wal_write_examples [{index, method, key}], api_served, online_keys, online_dirs}; facts.v3 {keys, revision, consistent_index}; \
 facts.etcd_version, facts.cluster_version, facts.member_id, facts.cluster_id (hex), facts.endpoints (online); facts.data_dir, \
 facts.wal_dir, facts.etcd_running, facts.etcd36 {would_refuse, reasons} (offline). data.offline adds the snapshot chosen, \
-the WAL segments, HardState, entry counts (after the snapshot, above the commit index), members and skipped .snap files; \
-data.online the endpoint's answers.",
+the WAL segments, HardState, entry counts (after the snapshot, above the commit index), members (the v2 store's), db_members \
+(the db's members bucket) and skipped .snap files; data.online the endpoint's answers.
+
+wal_writes counts the writes v2 clients made (PUT, POST, DELETE outside the two server-generated PUTs), not the SYNC entries \
+the leader proposes every 500 ms while a v2 key has a TTL, nor QGET. Reasons etcd 3.6 would have trouble: user v2 content in \
+the .snap (refuses to start); any v2 request in the WAL after it, SYNC included (panics replaying; the reason counts user writes \
+and SYNC apart); and a db members bucket that differs from the v2 store/WAL membership (3.6 takes the db's as the truth and \
+brings back zombie members, etcd-io/etcd#20967), both compared after the WAL's membership changes etcd would replay.",
         environment: &[],
         examples: r#"Which method for this host's etcd (offline, while it runs):
   etcd-detect-version --env-file /etc/etcd.env | jq -r .facts.backup_method

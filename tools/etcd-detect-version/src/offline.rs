@@ -91,6 +91,9 @@ pub struct Report {
     pub v2: V2Part,
     pub v3: V3Part,
     pub members: Vec<MemberInfo>,
+    /// Member IDs in the db's `members` bucket (after the WAL's membership changes above its
+    /// consistent index).
+    pub db_members: Vec<String>,
     pub etcd36_reasons: Vec<String>,
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
@@ -278,9 +281,20 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
         }
     }
     if let Some(first) = rejected.first() {
+        let syncs = rejected.iter().filter(|w| w.method == "SYNC").count();
+        let users = rejected.iter().filter(|w| w.user_write).count();
+        let other = rejected.len() - syncs - users;
+        let mut parts = vec![format!("{users} user write(s)")];
+        if syncs > 0 {
+            parts.push(format!("{syncs} SYNC (the leader's TTL expiry)"));
+        }
+        if other > 0 {
+            parts.push(format!("{other} other"));
+        }
         r.etcd36_reasons.push(format!(
-            "panics replaying the WAL: detected disallowed v2 WAL for stage --v2-deprecation=write-only ({} v2 request(s) after the snapshot, the first at index {}: {} {})",
+            "panics replaying the WAL: detected disallowed v2 WAL for stage --v2-deprecation=write-only ({} v2 request(s) after the snapshot: {}; the first at index {}: {} {})",
             rejected.len(),
+            parts.join(", "),
             first.index,
             first.method,
             first.key()
@@ -303,6 +317,24 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
                     .iter()
                     .filter(|e| e.class == Class::V3Write)
                     .count() as u64;
+                match BoltDb::open(&l.db).and_then(|db| v2scan::db_membership(&db)) {
+                    Ok((db_members, _)) => {
+                        let snap_members = r
+                            .members
+                            .iter()
+                            .filter_map(|m| u64::from_str_radix(&m.id, 16).ok())
+                            .collect();
+                        let v2 = scan.members_after(snap_index, snap_members);
+                        let db = scan.members_after(ci, db_members);
+                        r.db_members = db.iter().map(|i| ids::hex(*i)).collect();
+                        if let Some(reason) = membership_mismatch(&db, &v2) {
+                            r.etcd36_reasons.push(reason);
+                        }
+                    }
+                    Err(e) => r
+                        .warnings
+                        .push(format!("cannot read the db's members bucket: {e}")),
+                }
                 if !d.has_conf_state {
                     r.notes.push(
                         "the db has no meta/confState (last written by etcd 3.4): etcd 3.6 only warns at startup"
@@ -321,6 +353,47 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
             .push(format!("{} does not exist", l.db.display()));
     }
     Ok(r)
+}
+
+/// Why etcd 3.6 would have trouble when the db's membership (`members` bucket, with the WAL's
+/// membership changes above the db's consistent index) differs from the v2 store's (the
+/// `.snap`, with the WAL's changes above the snapshot): 3.6 takes the db as the source of truth
+/// and brings back members that are gone (etcd-io/etcd#20967). Both sets are what etcd would
+/// hold after replaying the WAL.
+pub fn membership_mismatch(
+    db: &std::collections::BTreeSet<u64>,
+    v2: &std::collections::BTreeSet<u64>,
+) -> Option<String> {
+    if db == v2 {
+        return None;
+    }
+    let list = |s: Vec<&u64>| {
+        s.into_iter()
+            .map(|i| ids::hex(*i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let extra: Vec<&u64> = db.difference(v2).collect();
+    let missing: Vec<&u64> = v2.difference(db).collect();
+    let mut parts = Vec::new();
+    if !extra.is_empty() {
+        parts.push(format!(
+            "{} member(s) only in the db ({})",
+            extra.len(),
+            list(extra)
+        ));
+    }
+    if !missing.is_empty() {
+        parts.push(format!(
+            "{} member(s) only in the v2 store/WAL ({})",
+            missing.len(),
+            list(missing)
+        ));
+    }
+    Some(format!(
+        "takes the db's members bucket as the membership, and it differs from the v2 store/WAL membership etcd 3.4/3.5 use: {} (zombie members come back, etcd-io/etcd#20967)",
+        parts.join("; ")
+    ))
 }
 
 fn fill_wal(r: &mut Report, scan: &LogScan) {

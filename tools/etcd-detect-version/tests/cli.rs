@@ -162,6 +162,87 @@ fn v2_write_only_in_the_wal() {
 }
 
 #[test]
+fn db_membership_that_differs_from_the_v2_membership() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 2,
+            ..Default::default()
+        },
+    );
+    let (_, v, _) = run(&["--data-dir", d.to_str().unwrap()]);
+    assert_eq!(v["facts"]["etcd36"]["would_refuse"], false, "{v}");
+    assert_eq!(v["data"]["offline"]["db_members"][0], "4f6e8cdffebd6727");
+    // A zombie: a member in the db that the v2 store/WAL never had (a v2 restore from a
+    // backup without a .snap leaves the old cluster's members so).
+    let db = d.join("member/snap/db");
+    let src = etcd_disk::bolt::BoltDb::open(&db).unwrap();
+    let mut e = etcd_disk::bolt::Edits::new();
+    e.put(
+        b"members",
+        b"a000429f37de1964",
+        br#"{"id":11529288297673005412,"peerURLs":["http://10.0.0.2:2380"]}"#,
+    )
+    .unwrap();
+    let out = t.path().join("db2");
+    etcd_disk::bolt::patch(&src, &e, &out).unwrap();
+    drop(src);
+    std::fs::rename(&out, &db).unwrap();
+    let (code, v, _) = run(&["--data-dir", d.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["facts"]["etcd36"]["would_refuse"], true, "{v}");
+    let reasons = v["facts"]["etcd36"]["reasons"].to_string();
+    assert!(
+        reasons.contains("members bucket")
+            && reasons.contains("1 member(s) only in the db (a000429f37de1964)"),
+        "{reasons}"
+    );
+}
+
+#[test]
+fn sync_entries_are_not_user_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v2_in_wal: vec!["/ttl"],
+            v2_syncs: 5,
+            ..Default::default()
+        },
+    );
+    let (code, v, _) = run(&["--data-dir", d.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let f = &v["facts"];
+    assert_eq!(f["backup_method"], "v2", "{v}");
+    assert_eq!(f["v2"]["wal_writes"], 1, "{v}");
+    // etcd 3.6 panics on SYNC too: still a reason, counted apart from the user writes.
+    let reason = f["etcd36"]["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("6 v2 request(s)") && reason.contains("1 user write(s), 5 SYNC"),
+        "{reason}"
+    );
+    // Only SYNC entries (the TTL key's write is in no WAL entry after the snapshot): no
+    // user v2 write, so v3; etcd 3.6 would still refuse the WAL.
+    let d2 = t.path().join("d2");
+    build(
+        &d2,
+        &Spec {
+            v2_syncs: 3,
+            ..Default::default()
+        },
+    );
+    let (code, v, _) = run(&["--data-dir", d2.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let f = &v["facts"];
+    assert_eq!(f["v2"]["wal_writes"], 0, "{v}");
+    assert_eq!(f["backup_method"], "v3", "{v}");
+    assert_eq!(f["etcd36"]["would_refuse"], true, "{v}");
+}
+
+#[test]
 fn v2_keys_in_the_snap_and_env_file() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("d");

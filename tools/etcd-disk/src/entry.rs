@@ -83,12 +83,12 @@ impl V2Request {
     pub fn is_qget(&self) -> bool {
         self.method == "QGET"
     }
-    /// A mutation of user v2 data: PUT/POST/DELETE other than the two internal writes, and
-    /// SYNC (it deletes expired user keys).
+    /// A write a v2 client made: PUT/POST/DELETE other than the two internal writes. Not
+    /// SYNC (the leader proposes one every 500 ms while TTL keys exist, to expire them) nor
+    /// QGET (a quorum read).
     pub fn is_user_write(&self) -> bool {
         match self.method.as_str() {
             "PUT" | "POST" | "DELETE" => !self.is_internal(),
-            "SYNC" => true,
             _ => false,
         }
     }
@@ -338,7 +338,7 @@ mod tests {
             ("POST", "/1/q", true, false),
             ("DELETE", "/1/v2a", true, false),
             ("PUT", "/2/users/root", true, false),
-            ("SYNC", "", true, false),
+            ("SYNC", "", false, false),
             ("QGET", "/1/x", false, false),
             (
                 "PUT",

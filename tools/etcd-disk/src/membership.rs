@@ -199,6 +199,28 @@ impl Member {
     }
 }
 
+/// `meta/confState` as etcd 3.5 writes it (Go's encoding/json of `raftpb.ConfState`):
+/// `{"voters":[...],"learners":[...]?,"auto_leave":false}`, IDs as decimal numbers in
+/// ascending order, empty lists omitted (observed on 3.5.30 after `--force-new-cluster`:
+/// `{"voters":[<the member's id>],"auto_leave":false}`).
+pub fn conf_state_json(voters: &[u64], learners: &[u64]) -> String {
+    let list = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+    };
+    let mut s = String::from("{");
+    if !voters.is_empty() {
+        s.push_str(&format!("\"voters\":[{}],", list(voters)));
+    }
+    if !learners.is_empty() {
+        s.push_str(&format!("\"learners\":[{}],", list(learners)));
+    }
+    s.push_str("\"auto_leave\":false}");
+    s
+}
+
 /// The result of etcd's bootstrap computation (restore or a new cluster).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootstrapCluster {
@@ -295,6 +317,30 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn conf_state_json_as_etcd_writes_it() {
+        // 3.5.30 after --force-new-cluster, and a 3-voter source db (both observed).
+        assert_eq!(
+            conf_state_json(&[16398845979784210019], &[]),
+            r#"{"voters":[16398845979784210019],"auto_leave":false}"#
+        );
+        assert_eq!(
+            conf_state_json(
+                &[
+                    14392337071909370380,
+                    7111430904363232558,
+                    10219752080273279121
+                ],
+                &[]
+            ),
+            r#"{"voters":[7111430904363232558,10219752080273279121,14392337071909370380],"auto_leave":false}"#
+        );
+        assert_eq!(
+            conf_state_json(&[2], &[5]),
+            r#"{"voters":[2],"learners":[5],"auto_leave":false}"#
+        );
     }
 
     #[test]

@@ -493,6 +493,14 @@ pub fn restore_edits(db: &BoltDb, plan: &RestorePlan) -> Result<(bolt::Edits, Op
         &plan.consistent_index.to_be_bytes(),
     )?;
     e.put(b"meta", b"term", &plan.term.to_be_bytes())?;
+    // The new members as voters, as the restored .snap's conf_state says (etcd's restore keeps
+    // the source cluster's voters here until the next membership change).
+    let voters: Vec<u64> = plan.members.iter().map(|(id, _)| *id).collect();
+    e.put(
+        b"meta",
+        b"confState",
+        crate::membership::conf_state_json(&voters, &[]).as_bytes(),
+    )?;
     let mut bumped = None;
     if let Some(x) = plan.bump_revision {
         let main = match db.bucket(b"key")? {
@@ -570,6 +578,10 @@ mod tests {
             assert_eq!(st.members[0].id, "a000429f37de1964");
             assert!(st.members_removed.is_empty());
             assert_eq!((st.consistent_index, st.term), (Some(1), Some(1)));
+            assert_eq!(
+                st.conf_state.as_deref(),
+                Some(r#"{"voters":[11529288297673005412],"auto_leave":false}"#)
+            );
             assert_eq!(st.scheduled_compact_rev, Some(1300));
             assert_eq!(st.key_revisions, 301);
             assert!(st.buckets.iter().any(|b| b.name == "cluster"));

@@ -10,7 +10,7 @@ use crate::snap::{self, SnapFileInfo};
 use crate::wal::{self, decode_entry, RecordReader, Segment, WalTail};
 use crate::{DiskError, Result};
 use prost::Message;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 /// What an entry is, compactly.
@@ -42,7 +42,8 @@ pub struct V2Seen {
     pub method: String,
     /// Store path (`/1/...` for user keys).
     pub path: String,
-    /// A change of user v2 data (PUT/POST/DELETE outside the two internal writes, SYNC).
+    /// A write a v2 client made (PUT/POST/DELETE outside the two internal writes; not the
+    /// leader's SYNC, nor QGET).
     pub user_write: bool,
     /// etcd 3.6 panics replaying it (every v2 request but the two internal PUTs).
     pub rejected_by_36: bool,
@@ -64,6 +65,15 @@ pub fn user_key(path: &str) -> String {
     }
 }
 
+/// A membership change seen in the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfChangeSeen {
+    pub index: u64,
+    /// `ConfChangeType`: 0 AddNode, 1 RemoveNode, 2 UpdateNode, 3 AddLearnerNode.
+    pub change: i32,
+    pub node_id: u64,
+}
+
 /// The result of one pass over every WAL segment.
 #[derive(Debug, Clone)]
 pub struct LogScan {
@@ -76,6 +86,8 @@ pub struct LogScan {
     pub entries: Vec<CompactEntry>,
     /// v2 requests other than the two internal PUTs, in index order (truncation applied).
     pub v2_requests: Vec<V2Seen>,
+    /// Membership changes (`EntryConfChange`), in index order (truncation applied).
+    pub conf_changes: Vec<ConfChangeSeen>,
     pub tail: WalTail,
     pub records: u64,
 }
@@ -147,6 +159,7 @@ pub fn scan_log(dir: &Path) -> Result<LogScan> {
         snapshots: Vec::new(),
         entries: Vec::new(),
         v2_requests: Vec::new(),
+        conf_changes: Vec::new(),
         tail: WalTail::Clean,
         records: 0,
     };
@@ -171,6 +184,7 @@ pub fn scan_log(dir: &Path) -> Result<LogScan> {
                         let keep = e.index.saturating_sub(first) as usize;
                         s.entries.truncate(keep);
                         s.v2_requests.retain(|v| v.index < e.index);
+                        s.conf_changes.retain(|v| v.index < e.index);
                     } else if e.index != s.entries.last().map_or(0, |x| x.index) + 1 {
                         return Err(DiskError::corrupt(
                             p(&s),
@@ -182,6 +196,15 @@ pub fn scan_log(dir: &Path) -> Result<LogScan> {
                             ),
                         ));
                     }
+                }
+                if e.etype == entry_type::CONF_CHANGE {
+                    let cc = crate::proto::ConfChange::decode(e.data.unwrap_or(&[]))
+                        .map_err(|m| DiskError::corrupt(p(&s), off, format!("conf change: {m}")))?;
+                    s.conf_changes.push(ConfChangeSeen {
+                        index: e.index,
+                        change: cc.r#type,
+                        node_id: cc.node_id,
+                    });
                 }
                 let (class, v2) = classify_fast(e.etype, e.data);
                 if let Some(v2) = v2 {
@@ -256,6 +279,45 @@ impl LogScan {
     pub fn last_index(&self) -> Option<u64> {
         self.entries.last().map(|e| e.index)
     }
+    /// `members` after applying the WAL's membership changes above `index` to it (what etcd
+    /// replays at startup into a store that holds everything up to `index`).
+    pub fn members_after(&self, index: u64, mut members: BTreeSet<u64>) -> BTreeSet<u64> {
+        for c in self.conf_changes.iter().filter(|c| c.index > index) {
+            match c.change {
+                0 | 3 => {
+                    members.insert(c.node_id);
+                }
+                1 => {
+                    members.remove(&c.node_id);
+                }
+                _ => {}
+            }
+        }
+        members
+    }
+}
+
+/// The member IDs in the db's `members` and `members_removed` buckets (keys are lowercase hex
+/// IDs; keys that do not parse are skipped).
+pub fn db_membership(db: &BoltDb) -> Result<(BTreeSet<u64>, BTreeSet<u64>)> {
+    let mut out = (BTreeSet::new(), BTreeSet::new());
+    for (name, set) in [
+        (&b"members"[..], &mut out.0),
+        (&b"members_removed"[..], &mut out.1),
+    ] {
+        if let Some(b) = db.bucket(name)? {
+            let mut c = db.cursor(&b);
+            while let Some(item) = c.next()? {
+                if let Some(id) = std::str::from_utf8(item.key)
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                {
+                    set.insert(id);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `.snap` etcd would load at startup (`LoadNewestAvailable` over the valid snapshot

@@ -5,7 +5,9 @@
 //! - `member/snap/db`: the snapshot image patched copy-on-write ([`etcd_disk::bolt::patch_into`]:
 //!   its pages copied kernel-side, then new pages for what changes, as a bbolt transaction
 //!   would) with [`etcd_disk::snapshot::restore_edits`]: `members` and `members_removed`
-//!   replaced by the new membership, `meta/consistent_index` = N, `meta/term` = 1, and with
+//!   replaced by the new membership, `meta/consistent_index` = N, `meta/term` = 1,
+//!   `meta/confState` = the new members as voters (etcd's restore keeps the source cluster's
+//!   voters there), and with
 //!   `--bump-revision X --mark-compacted` a key at revision (last + X) and
 //!   `meta/scheduledCompactRev` set to it (one put after the last key of `key`: a few pages).
 //!   The sha256 of the image is checked against the trailer on the other core while the copy

@@ -306,6 +306,98 @@ fn wal_metadata(dir: &Path) -> Result<Metadata> {
     )))
 }
 
+/// The client URLs in one member-attributes publish of `node_id`, if `data` is one: a v2
+/// `PUT /0/members/<id>/attributes` (3.4, 3.5.1) or a v3 `cluster_member_attr_set` (later 3.5).
+pub fn published_client_urls(data: &[u8], node_id: u64) -> Option<Vec<String>> {
+    match entry::classify_normal(data) {
+        EntryKind::V2(r) if r.is_member_attributes() => {
+            let hex = r
+                .path
+                .strip_prefix("/0/members/")
+                .and_then(|p| p.strip_suffix("/attributes"))?;
+            if u64::from_str_radix(hex, 16).ok()? != node_id {
+                return None;
+            }
+            let v: Value = serde_json::from_slice(&r.request.val).ok()?;
+            Some(
+                v.get("clientURLs")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+            )
+        }
+        EntryKind::V3(r) if matches!(r.kind, V3Kind::ClusterMemberAttrSet { member_id } if member_id == node_id) =>
+        {
+            let irr =
+                <etcd_disk::proto::InternalRaftRequest as prost::Message>::decode(data).ok()?;
+            let attrs = irr.cluster_member_attr_set?.member_attributes?;
+            Some(
+                attrs
+                    .client_urls
+                    .iter()
+                    .map(|u| String::from_utf8_lossy(u).into_owned())
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// The client URLs the data dir records for its own member `node_id` (what it advertised
+/// when it last started): the last publish of its attributes in the WAL (newest segment
+/// first; etcd publishes at every start), else its attributes in the newest `.snap`'s v2
+/// store, else its `clientURLs` in the db's `members` bucket. Empty when none is found or
+/// anything cannot be read (the caller falls back to the default endpoint).
+pub fn recorded_client_urls(ins: &datadir::Inspection, node_id: u64) -> Vec<String> {
+    let from_wal = || -> Option<Vec<String>> {
+        let segs = wal::list_segments(&ins.layout.wal_dir).ok()?;
+        for seg in segs.iter().rev() {
+            let mut r = wal::RecordReader::new(vec![seg.clone()]);
+            let mut found = None;
+            while let Ok(Some(rec)) = r.next_record() {
+                if rec.rtype != etcd_disk::proto::record_type::ENTRY {
+                    continue;
+                }
+                let Ok(e) = wal::decode_entry(rec.data.unwrap_or(&[])) else {
+                    continue;
+                };
+                if e.etype != entry_type::NORMAL {
+                    continue;
+                }
+                if let Some(u) = published_client_urls(e.data.unwrap_or(&[]), node_id) {
+                    found = Some(u);
+                }
+            }
+            if found.as_ref().is_some_and(|u| !u.is_empty()) {
+                return found;
+            }
+        }
+        None
+    };
+    let from_snap = || -> Option<Vec<String>> {
+        let newest = snap::list_snaps(&ins.layout.snap_dir)
+            .ok()?
+            .into_iter()
+            .next()?;
+        let s = snap::read_snap(&newest.path).ok()?;
+        let store = etcd_disk::v2store::parse_store_of(&newest.path, s.data.as_deref()?).ok()?;
+        let m = store.members().into_iter().find(|m| m.id == node_id)?;
+        (!m.client_urls.is_empty()).then_some(m.client_urls)
+    };
+    let from_db = || -> Option<Vec<String>> {
+        let db = BoltDb::open(&ins.layout.db).ok()?;
+        let st = etcd_disk::snapshot::status(&db).ok()?;
+        let m = st.members.into_iter().find(|m| m.id == ids::hex(node_id))?;
+        (!m.client_urls.is_empty()).then_some(m.client_urls)
+    };
+    from_wal()
+        .or_else(from_snap)
+        .or_else(from_db)
+        .unwrap_or_default()
+}
+
 /// Read the member's WAL at the snapshot until it holds entry `x` (or `wait` passes).
 fn read_wal_until(dir: &Path, snap: (u64, u64), x: u64, wait: Duration) -> Result<WalContents> {
     let deadline = Instant::now() + wait;
@@ -396,6 +488,86 @@ fn mkdir_0700(p: &Path) -> Result<()> {
         .mode(0o700)
         .create(p)
         .map_err(|e| Error::io(format!("cannot create {}: {e}", p.display())))
+}
+
+/// The membership the backup's db is given, consistent with what the data dir starts with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DbMembership {
+    /// `members`: the carried `.snap`'s v2 members (none without a `.snap`: every membership
+    /// entry of the WAL is neutralised); `--force-new-cluster` adds the new member itself.
+    pub members: Vec<String>,
+    /// `members_removed`: the `.snap`'s removed members, the source db's removed members and
+    /// its members that are not kept (as etcd 3.5.30 leaves them after removing zombies).
+    pub removed: Vec<String>,
+    /// `meta/confState` voters: the new member alone, as etcd writes after the forced start.
+    pub conf_state_voters: Vec<String>,
+}
+
+/// Edits that make the backup db's `members`, `members_removed` and `meta/confState` match
+/// the membership the backup starts with: the v2 store's (the carried `.snap`, or none), and
+/// the new member `node_id` as the only voter (`--force-new-cluster`). Without this the
+/// source cluster's members stay in the db (no `.snap`: nothing removes them): etcd 3.5.16
+/// keeps them, 3.5.30 removes them as zombies, 3.6 (membership from the db) brings them back.
+pub fn membership_edits(
+    source_db_members: &std::collections::BTreeSet<u64>,
+    source_db_removed: &std::collections::BTreeSet<u64>,
+    snap: Option<&(SnapFileInfo, etcd_disk::proto::RaftSnapshot)>,
+    node_id: u64,
+) -> Result<(bolt::write::Edits, DbMembership)> {
+    let mut members: Vec<etcd_disk::membership::Member> = Vec::new();
+    let mut removed: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    if let Some((info, s)) = snap {
+        let store =
+            etcd_disk::v2store::parse_store_of(&info.path, s.data.as_deref().unwrap_or(&[]))?;
+        for m in store.members() {
+            members.push(etcd_disk::membership::Member {
+                id: m.id,
+                name: m.name.unwrap_or_default(),
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            });
+        }
+        removed.extend(store.removed_members());
+    }
+    members.sort_by_key(|m| m.id);
+    // Once removed, always removed (etcd refuses a removed ID for good).
+    removed.extend(
+        source_db_removed
+            .iter()
+            .filter(|id| !members.iter().any(|m| m.id == **id)),
+    );
+    for id in source_db_members {
+        if !members.iter().any(|m| m.id == *id) {
+            removed.insert(*id);
+        }
+    }
+    let mut ed = bolt::write::Edits::new();
+    ed.clear_bucket(b"members")?;
+    ed.clear_bucket(b"members_removed")?;
+    for m in &members {
+        ed.put(
+            b"members",
+            format!("{:x}", m.id).as_bytes(),
+            m.to_json().as_bytes(),
+        )?;
+    }
+    for id in &removed {
+        ed.put(b"members_removed", format!("{id:x}").as_bytes(), b"removed")?;
+    }
+    ed.put(
+        b"meta",
+        b"confState",
+        etcd_disk::membership::conf_state_json(&[node_id], &[]).as_bytes(),
+    )?;
+    Ok((
+        ed,
+        DbMembership {
+            members: members.iter().map(|m| ids::hex(m.id)).collect(),
+            removed: removed.iter().map(|i| ids::hex(*i)).collect(),
+            conf_state_voters: vec![ids::hex(node_id)],
+        },
+    ))
 }
 
 /// The db's path in a backup.
@@ -529,7 +701,10 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let mut notes: Vec<String> = Vec::new();
     // Phase 1: the commit index and the db.
     let (db_ci, db_rev, x) = if running {
-        let cfg = a.conn.resolve(upstream, &ProcessEnv, env.as_ref())?;
+        let recorded = recorded_client_urls(&ins, md.node_id);
+        let cfg = a
+            .conn
+            .resolve_with(upstream, &ProcessEnv, env.as_ref(), &recorded)?;
         phase("starting the db copy");
         // The disk copy runs while the member is asked for its commit index: the order does
         // not matter (X = max(C, CI) below), and it is always waited for before going on.
@@ -744,14 +919,32 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(format!("cannot fsync {}: {e}", dst.display())))?;
     }
-    if a.without_v3 || !db_out.exists() {
+    let db_membership = if a.without_v3 || !db_out.exists() {
         // A db holding only meta/consistent_index = X (and term), as etcdctl backup does
-        // without --with-v3: etcd creates the other buckets at startup.
-        let mut ed = bolt::write::Edits::new();
+        // without --with-v3, plus the membership: etcd creates the other buckets at startup.
+        let (mut ed, dm) = membership_edits(
+            &Default::default(),
+            &Default::default(),
+            snaps.as_ref(),
+            new_md.node_id,
+        )?;
         ed.put(b"meta", b"consistent_index", &x.to_be_bytes())
             .and_then(|_| ed.put(b"meta", b"term", &x_term.to_be_bytes()))?;
         bolt::write::create(4096, &ed, &db_out)?;
-    }
+        dm
+    } else {
+        // The copied db still holds the source cluster's membership: patched copy-on-write
+        // (a few pages), so the hash of the copy no longer applies; it is hashed again below.
+        let src = BoltDb::open(&db_out)?;
+        let (old, old_removed) = v2scan::db_membership(&src)?;
+        let (ed, dm) = membership_edits(&old, &old_removed, snaps.as_ref(), new_md.node_id)?;
+        if let Some((_, job)) = db_hash.take() {
+            job.wait()?;
+        }
+        known_db = None;
+        bolt::patch(&src, &ed, &db_out)?;
+        dm
+    };
     etcd_common::atomic::fsync_dir(&snap_out)
         .and_then(|_| etcd_common::atomic::fsync_dir(&member))
         .map_err(|e| Error::io(format!("cannot fsync {}: {e}", member.display())))?;
@@ -845,6 +1038,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
             "size_bytes": files_total,
             "files": m.files.iter().map(|f| json!({"path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
             "db_source": db_source,
+            "db_membership": db_membership,
             "start_with": "--force-new-cluster",
         }),
     );
@@ -957,6 +1151,63 @@ mod tests {
                 v3_writes: 1
             }
         );
+    }
+
+    #[test]
+    fn own_client_urls_from_a_publish() {
+        let v2 = encode(&Request {
+            id: 1,
+            method: b"PUT".to_vec(),
+            path: b"/0/members/4f6e8cdffebd6727/attributes".to_vec(),
+            val: br#"{"name":"n1","clientURLs":["http://127.0.3.1:2379"]}"#.to_vec(),
+            ..Default::default()
+        });
+        assert_eq!(
+            published_client_urls(&v2, 0x4f6e8cdffebd6727),
+            Some(vec!["http://127.0.3.1:2379".to_string()])
+        );
+        assert_eq!(published_client_urls(&v2, 0x1234), None);
+        let v3 = encode(&InternalRaftRequest {
+            header: Some(RequestHeader {
+                id: 3,
+                ..Default::default()
+            }),
+            cluster_member_attr_set: Some(etcd_disk::proto::ClusterMemberAttrSetRequest {
+                member_id: 7,
+                member_attributes: Some(etcd_disk::proto::MemberAttributes {
+                    name: b"m0".to_vec(),
+                    client_urls: vec![b"https://10.0.0.1:2379".to_vec()],
+                }),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            published_client_urls(&v3, 7),
+            Some(vec!["https://10.0.0.1:2379".to_string()])
+        );
+        assert_eq!(published_client_urls(&v3, 8), None);
+    }
+
+    #[test]
+    fn membership_without_a_snap_is_the_new_voter_alone() {
+        let old = std::collections::BTreeSet::from([1u64, 2, 3]);
+        let (_, dm) =
+            membership_edits(&old, &Default::default(), None, 0x2f78d2aed22d6905).unwrap();
+        assert!(dm.members.is_empty());
+        assert_eq!(
+            dm.removed,
+            vec![
+                "0000000000000001".to_string(),
+                "0000000000000002".into(),
+                "0000000000000003".into()
+            ]
+        );
+        assert_eq!(dm.conf_state_voters, vec!["2f78d2aed22d6905".to_string()]);
+        // A second pass (restore on a trimmed backup) keeps the removed members.
+        let removed = std::collections::BTreeSet::from([1u64, 2, 3]);
+        let (_, again) =
+            membership_edits(&Default::default(), &removed, None, 0x2f78d2aed22d6905).unwrap();
+        assert_eq!(again, dm);
     }
 
     #[test]

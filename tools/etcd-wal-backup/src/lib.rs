@@ -144,14 +144,16 @@ pub fn man() -> ManExtra {
     ManExtra {
         connects: true,
         input: "backup: the member's data dir (--data-dir, --env-file's ETCD_DATA_DIR, or facts.data_dir from stdin) and, \
-while etcd runs, the member's client URL (--endpoints, facts.endpoints, ETCDCTL_ENDPOINTS, ETCD_ADVERTISE_CLIENT_URLS; the \
-endpoint whose member ID is the data dir's is used). restore: a backup dir or .tar.gz (--backup-dir, or facts.backup.path) and \
+while etcd runs, the member's client URL (--endpoints, facts.endpoints, ETCDCTL_ENDPOINTS, ETCD_ADVERTISE_CLIENT_URLS, then \
+the client URLs the data dir records for its own member: its last attributes publish in the WAL, else its attributes in the \
+newest .snap, else the db's members bucket; 127.0.0.1:2379 last; the endpoint whose member ID is the data dir's is used). restore: a backup dir or .tar.gz (--backup-dir, or facts.backup.path) and \
 the target data dir (--data-dir or ETCD_DATA_DIR).",
         output: "backup: facts.backup {path, archive, method, with_v3, online, complete_to_index, complete_to_revision, \
 committed_index, consistent_index, snapshot_index, entries, v2_writes, member_id, cluster_id, size_bytes, files \
-[{path, size_bytes, sha256}], db_source {from: disk|stream, txid, attempts}, start_with}, facts.backup_method (v2), facts.data_dir, facts.member_id, facts.cluster_id \
+[{path, size_bytes, sha256}], db_source {from: disk|stream, txid, attempts}, db_membership {members, removed, \
+conf_state_voters}, start_with}, facts.backup_method (v2), facts.data_dir, facts.member_id, facts.cluster_id \
 (of the source), facts.etcd_version. data.manifest is manifest.json. restore: facts.restore {data_dir, member_dir, wal_dir, \
-member_id, cluster_id, name, complete_to_index, complete_to_revision}, facts.next {action, flags}, facts.data_dir.
+member_id, cluster_id, name, complete_to_index, complete_to_revision, db_membership}, facts.next {action, flags}, facts.data_dir.
 
 How the backup stays consistent while etcd runs: a linearizable read through the member, then its commit index C (every \
 write acknowledged before the backup began is at or below C); the db, with consistent index CI, copied from disk without \
@@ -160,7 +162,14 @@ complete, so a copy during which the newest meta's txid, the file's inode and th
 exactly that commit; otherwise it is taken again, and after 3 tries from the member's snapshot stream, sha256 checked; \
 --db-source stream always streams); the WAL cut at X = max(C, CI), waiting until the member's WAL holds X; entries kept in place (neutralised ones \
 become empty entries with the same index), HardState commit = X, so that etcd replays (CI, X] into the db at startup and \
---force-new-cluster keeps every entry up to X. The .snap carried is the newest one at or below CI.",
+--force-new-cluster keeps every entry up to X. The .snap carried is the newest one at or below CI.
+
+The db's membership is made to match what the backup starts with (patched copy-on-write): its members bucket holds the \
+carried .snap's v2 members (none without a .snap, the common case: every membership entry of the WAL is neutralised, and \
+--force-new-cluster adds the new member), members_removed the source's other members, and meta/confState the new member \
+as the only voter, as etcd writes after the forced start. Left as they were, the source cluster's members stay in the db: \
+etcd 3.5.16 keeps them, 3.5.30 removes them as zombies at the first start, 3.6 (membership from the db) brings them back. \
+restore makes the same edits on the db it puts in place, so a backup written before this still starts without zombies.",
         environment: &[],
         examples: r#"Back up this host's member while etcd runs, as one archive:
   etcd-wal-backup backup --env-file /etc/etcd.env --backup-dir /backup/etcd-$(date +%F) --archive

@@ -58,6 +58,36 @@ fn copy_file(src: &Path, dst: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))
 }
 
+/// Make the db's membership match what the member dir starts with (see
+/// [`crate::backup::membership_edits`]): a backup written by this version already holds it (the
+/// patch rewrites the same content); an older one still holds the source cluster's members,
+/// which etcd 3.5.16 keeps, 3.5.30 removes as zombies and 3.6 brings back.
+fn trim_membership(member: &Path, member_id: &str) -> Result<Option<crate::backup::DbMembership>> {
+    let db_path = member.join("snap/db");
+    if !db_path.is_file() {
+        return Ok(None);
+    }
+    let node_id = u64::from_str_radix(member_id, 16).map_err(|_| {
+        Error::bad_input(format!("manifest: member_id {member_id:?} is not a hex ID"))
+    })?;
+    let snap_dir = member.join("snap");
+    let snap = match etcd_disk::snap::list_snaps(&snap_dir)?.into_iter().next() {
+        Some(info) => {
+            let s = etcd_disk::snap::read_snap(&info.path)?;
+            Some((info, s))
+        }
+        None => None,
+    };
+    let src = etcd_disk::bolt::BoltDb::open(&db_path)?;
+    let (old, old_removed) = etcd_disk::v2scan::db_membership(&src)?;
+    let (edits, dm) = crate::backup::membership_edits(&old, &old_removed, snap.as_ref(), node_id)?;
+    let mode = manifest::mode_for("member/snap/db");
+    etcd_disk::bolt::patch(&src, &edits, &db_path)?;
+    std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("cannot chmod {}: {e}", db_path.display())))?;
+    Ok(Some(dm))
+}
+
 pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
     let env = match &a.env_file {
         Some(p) => Some(EnvFile::load(p)?),
@@ -186,6 +216,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             copy_file(&from, &dst, manifest::mode_for(&f.path))?;
         }
     }
+    let membership = trim_membership(member.path(), &m.member_id)?;
     for sub in ["snap", "wal"] {
         let d = member.path().join(sub);
         mkdir_0700(&d)?;
@@ -249,6 +280,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             "complete_to_index": m.complete_to_index,
             "complete_to_revision": m.complete_to_revision,
             "with_v3": m.with_v3,
+            "db_membership": membership,
         }),
     );
     facts.insert(

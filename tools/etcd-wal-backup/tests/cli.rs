@@ -407,3 +407,90 @@ fn global_flags_before_and_after_the_subcommand() {
         assert!(!err.contains("unexpected argument"), "{argv:?}: {err}");
     }
 }
+
+/// The db's member and removed IDs, and `meta/confState`.
+fn db_members(db: &Path) -> (Vec<String>, Vec<String>, Option<String>) {
+    let st = etcd_disk::snapshot::status(&etcd_disk::bolt::BoltDb::open(db).unwrap()).unwrap();
+    (
+        st.members.iter().map(|m| m.id.clone()).collect(),
+        st.members_removed.clone(),
+        st.conf_state,
+    )
+}
+
+#[test]
+fn membership_trimmed_by_backup_and_by_restore_of_an_older_backup() {
+    use sha2::Digest;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("d");
+    build(
+        &d,
+        &Spec {
+            v3_puts: 3,
+            ..Default::default()
+        },
+    );
+    let node = format!("{NODE:016x}");
+    assert_eq!(db_members(&d.join("member/snap/db")).0, vec![node.clone()]);
+    let b = t.path().join("b");
+    let (code, v, err) = run(&["backup", "--data-dir", p(&d), "--backup-dir", p(&b)]);
+    assert_eq!(code, 0, "{v} {err}");
+    let new_id = v["facts"]["backup"]["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_num = u64::from_str_radix(&new_id, 16).unwrap();
+    let want_cs = format!("{{\"voters\":[{new_num}],\"auto_leave\":false}}");
+    let dm = &v["facts"]["backup"]["db_membership"];
+    assert_eq!(dm["members"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(dm["removed"][0], node.as_str(), "{v}");
+    let db = b.join("member/snap/db");
+    let (m, r, cs) = db_members(&db);
+    assert!(m.is_empty());
+    assert_eq!(r, vec![node.clone()]);
+    assert_eq!(cs.as_deref(), Some(want_cs.as_str()));
+
+    // An older backup: the source's member still in the db (manifest updated to match).
+    let src = etcd_disk::bolt::BoltDb::open(&db).unwrap();
+    let mut e = etcd_disk::bolt::Edits::new();
+    e.clear_bucket(b"members_removed").unwrap();
+    e.put(
+        b"members",
+        node.trim_start_matches('0').as_bytes(),
+        br#"{"id":5723512312412432167,"peerURLs":["http://127.0.0.1:2380"],"name":"n1"}"#,
+    )
+    .unwrap();
+    e.delete(b"meta", b"confState").unwrap();
+    let old_db = t.path().join("old-db");
+    etcd_disk::bolt::patch(&src, &e, &old_db).unwrap();
+    drop(src);
+    std::fs::rename(&old_db, &db).unwrap();
+    assert_eq!(db_members(&db).0, vec![node.clone()]);
+    let bytes = std::fs::read(&db).unwrap();
+    let mpath = b.join("manifest.json");
+    let mut man: Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    for f in man["files"].as_array_mut().unwrap() {
+        if f["path"] == "member/snap/db" {
+            f["sha256"] = Value::String(hex(&sha2::Sha256::digest(&bytes)));
+            f["size_bytes"] = Value::from(bytes.len());
+        }
+    }
+    std::fs::write(&mpath, serde_json::to_vec(&man).unwrap()).unwrap();
+
+    let r = t.path().join("r");
+    let (code, v, err) = run(&["restore", "--backup-dir", p(&b), "--data-dir", p(&r)]);
+    assert_eq!(code, 0, "{v} {err}");
+    let (m, rem, cs) = db_members(&r.join("member/snap/db"));
+    assert!(m.is_empty(), "{m:?}");
+    assert_eq!(rem, vec![node]);
+    assert_eq!(cs.as_deref(), Some(want_cs.as_str()));
+    assert_eq!(mode(&r.join("member/snap/db")), 0o600);
+    assert_eq!(
+        v["facts"]["restore"]["db_membership"]["conf_state_voters"][0],
+        new_id.as_str()
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
