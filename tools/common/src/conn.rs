@@ -142,6 +142,15 @@ impl ConnArgs {
         if endpoints.is_empty() {
             return Err(Error::usage("--endpoints: no endpoint given"));
         }
+        for e in &endpoints {
+            if let Some(clean) = strip_userinfo(e) {
+                // etcdctl does not log in with it either; and it would end up in facts,
+                // manifests and messages. The message never repeats the secret.
+                return Err(Error::usage(format!(
+                    "endpoint {clean} carries a user name or password (user:password@): refused; give --user and --password (or ETCDCTL_USER/ETCDCTL_PASSWORD) instead"
+                )));
+            }
+        }
         let pick = |flag: &Option<PathBuf>, key: &str| {
             flag.clone().or_else(|| env.var(key).map(PathBuf::from))
         };
@@ -205,6 +214,21 @@ impl ConnArgs {
             command_timeout,
         })
     }
+}
+
+/// The URL without its userinfo (`user:password@`), or `None` when it has none.
+pub fn strip_userinfo(url: &str) -> Option<String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..auth_end].rfind('@')?;
+    let host_rest = &rest[at + 1..];
+    Some(match scheme {
+        Some(s) => format!("{s}://{host_rest}"),
+        None => host_rest.to_string(),
+    })
 }
 
 fn read_file(p: &PathBuf, what: &str) -> Result<Vec<u8>> {
