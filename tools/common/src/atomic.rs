@@ -295,10 +295,18 @@ pub fn claim(target: &Path) -> Result<Claim> {
         let got = flock_nb(&file)
             .map_err(|e| Error::io(format!("cannot lock {}: {e}", lock.display())))?;
         if !got {
-            let holder = std::fs::read_to_string(&lock)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .map_or("a process".to_string(), |p| format!("pid {p}"));
+            // The holder writes its pid right after it locked: give it a moment.
+            let mut pid = None;
+            for _ in 0..20 {
+                pid = std::fs::read_to_string(&lock)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                if pid.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let holder = pid.map_or("a process".to_string(), |p| format!("pid {p}"));
             return Err(Error::refused(format!(
                 "{} is being written by another run ({holder}, holding {}): nothing was changed",
                 target.display(),
@@ -311,14 +319,14 @@ pub fn claim(target: &Path) -> Result<Claim> {
             Ok(m) if m.dev() == fm.dev() && m.ino() == fm.ino() => {}
             _ => continue,
         }
-        let mut c = Claim {
+        let c = Claim {
             file,
             lock,
             target: target.to_path_buf(),
         };
-        let pid = format!("{}\n", std::process::id());
-        let _ = c.file.set_len(0);
-        let _ = c.file.write_all(pid.as_bytes());
+        // Fixed width, written in place: a reader never sees a half-replaced number.
+        let pid = format!("{:>10}\n", std::process::id());
+        let _ = std::os::unix::fs::FileExt::write_all_at(&c.file, pid.as_bytes(), 0);
         return Ok(c);
     }
     Err(Error::refused(format!(
