@@ -675,6 +675,125 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_excludes_a_second_one_and_is_released_on_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("snap.db");
+        let c = claim(&t).unwrap();
+        // flock is per open file description: a second open in this process conflicts too.
+        let e = claim(&t).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused);
+        assert!(
+            e.message
+                .contains(&format!("another run (pid {}", std::process::id())),
+            "{e}"
+        );
+        drop(c);
+        assert!(!lock_path(&t).exists(), "the lock file goes with the claim");
+        // A lock file left by a dead run (no holder) is simply taken.
+        std::fs::write(lock_path(&t), b"    999999\n").unwrap();
+        let c = claim(&t).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(lock_path(&t)).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        drop(c);
+    }
+
+    #[test]
+    fn clear_part_removes_leftovers_and_refuses_what_we_did_not_make() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("f");
+        let c = claim(&t).unwrap();
+        let part = part_path(&t);
+        assert_eq!(c.clear_part(&part).unwrap(), None);
+        std::fs::write(&part, b"half").unwrap();
+        assert_eq!(c.clear_part(&part).unwrap(), Some(part.clone()));
+        std::fs::create_dir(&part).unwrap();
+        std::fs::write(part.join("x"), b"1").unwrap();
+        assert!(c.clear_part(&part).unwrap().is_some() && !part.exists());
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, &part).unwrap();
+        assert_eq!(
+            c.clear_part(&part).unwrap_err().kind,
+            crate::ErrorKind::Refused
+        );
+        // and AtomicFile never writes through it
+        let e = AtomicFile::create(&t, 0o600).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Refused, "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn target_checks_and_move_aside() {
+        let _g = serial();
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("f");
+        assert_eq!(check_target_file(&t, false).unwrap(), Existing::None);
+        std::fs::write(&t, b"old").unwrap();
+        assert_eq!(
+            check_target_file(&t, false).unwrap_err().kind,
+            crate::ErrorKind::Refused
+        );
+        let ex = check_target_file(&t, true).unwrap();
+        assert_eq!(ex, Existing::MoveAside(prev_path(&t)));
+        let mut f = AtomicFile::create(&t, 0o600).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit_moving_aside(&ex).unwrap();
+        assert_eq!(std::fs::read(&t).unwrap(), b"new");
+        assert_eq!(std::fs::read(prev_path(&t)).unwrap(), b"old");
+        // Without a move aside, commit never replaces what is there.
+        let mut f = AtomicFile::create(&t, 0o600).unwrap();
+        f.write_all(b"newer").unwrap();
+        assert_eq!(f.commit().unwrap_err().kind, crate::ErrorKind::Refused);
+        assert_eq!(std::fs::read(&t).unwrap(), b"new");
+        // Not a regular file: refused even with force.
+        let l = d.path().join("link");
+        std::os::unix::fs::symlink(&t, &l).unwrap();
+        for force in [false, true] {
+            assert_eq!(
+                check_target_file(&l, force).unwrap_err().kind,
+                crate::ErrorKind::Refused
+            );
+            assert_eq!(
+                check_target_file(d.path(), force).unwrap_err().kind,
+                crate::ErrorKind::Refused
+            );
+        }
+    }
+
+    #[test]
+    fn mkdir_0700_is_0700_for_every_dir_it_creates() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("a/b/c");
+        let made = mkdir_0700_created(&deep).unwrap();
+        assert_eq!(made.len(), 3);
+        for p in &made {
+            assert_eq!(
+                std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        assert!(mkdir_0700_created(&deep).unwrap().is_empty());
+        remove_created(&made);
+        assert!(!d.path().join("a").exists());
+    }
+
+    #[test]
+    fn open_regular_refuses_links_and_fifos() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        open_regular(&f).unwrap();
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(open_regular(&l).unwrap_err().message.contains("symlink"));
+        let p = d.path().join("p");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(open_regular(&p).unwrap_err().message.contains("FIFO"));
+    }
+
+    #[test]
     fn remove_all_partials_cleans_registered_paths() {
         let _g = serial();
         let d = tempfile::tempdir().unwrap();

@@ -475,6 +475,36 @@ mod tests {
     }
 
     #[test]
+    fn userinfo_in_an_endpoint_is_refused_without_echoing_it() {
+        assert_eq!(
+            strip_userinfo("http://root:pw@h:2379/x").as_deref(),
+            Some("http://h:2379/x")
+        );
+        assert_eq!(strip_userinfo("root:pw@h:2379").as_deref(), Some("h:2379"));
+        assert_eq!(strip_userinfo("https://h:2379/a@b"), None);
+        assert_eq!(strip_userinfo("h:2379"), None);
+        for (flag, envv) in [
+            (Some("http://root:Pw1@h:2379"), None),
+            (None, Some("h:1,user@h:2379")),
+        ] {
+            let a = ConnArgs {
+                endpoints: flag.map(|f| vec![f.to_string()]),
+                ..Default::default()
+            };
+            let env = env(&envv
+                .map(|e| vec![("ETCDCTL_ENDPOINTS", e)])
+                .unwrap_or_default());
+            let e = a.resolve(&Facts::new(), &env, None).unwrap_err();
+            assert_eq!(e.exit_code().code(), 2, "{e}");
+            assert!(
+                !e.message.contains("Pw1") && !e.message.contains("user@"),
+                "{e}"
+            );
+            assert!(e.message.contains("h:2379"), "{e}");
+        }
+    }
+
+    #[test]
     fn timeouts_from_env() {
         let e = env(&[
             ("ETCDCTL_DIAL_TIMEOUT", "500ms"),
