@@ -319,6 +319,8 @@ pub fn claim(target: &Path) -> Result<Claim> {
             Ok(m) if m.dev() == fm.dev() && m.ino() == fm.ino() => {}
             _ => continue,
         }
+        // On SIGINT/SIGTERM the runner exits without dropping us: remove the lock file then.
+        register(&lock);
         let c = Claim {
             file,
             lock,
@@ -387,6 +389,7 @@ impl Drop for Claim {
                 }
             }
         }
+        unregister(&self.lock);
     }
 }
 
@@ -676,6 +679,7 @@ mod tests {
 
     #[test]
     fn a_claim_excludes_a_second_one_and_is_released_on_drop() {
+        let _g = serial();
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("snap.db");
         let c = claim(&t).unwrap();
@@ -701,6 +705,7 @@ mod tests {
 
     #[test]
     fn clear_part_removes_leftovers_and_refuses_what_we_did_not_make() {
+        let _g = serial();
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("f");
         let c = claim(&t).unwrap();
