@@ -379,6 +379,29 @@ async fn racing_wal_backups_have_one_owner() {
         assert!(b.join("manifest.json").is_file(), "pair {i}");
     }
     eprintln!("wal-backup backups: {overlapped} of {PAIRS} pairs overlapped");
+    // A dir backup and an archive backup to one name share the staging dir BACKUP_DIR.part:
+    // they never trample each other (both succeed one after the other, or one is refused).
+    for i in 0..5 {
+        let b = backups.join(format!("mixed{i}"));
+        let mut arch = backup(&b);
+        arch.arg("--archive");
+        let r = race(backup(&b), arch);
+        let codes: Vec<i32> = r.iter().map(|x| x.0).collect();
+        assert!(
+            codes == [0, 0] || codes == [0, 7],
+            "mixed pair {i}: {:?}",
+            r.iter().map(|x| &x.1).collect::<Vec<_>>()
+        );
+        for (code, v, _) in &r {
+            if *code == 0 {
+                let out = PathBuf::from(v["facts"]["backup"]["path"].as_str().unwrap());
+                assert!(
+                    out.join("manifest.json").is_file() || out.is_file(),
+                    "mixed pair {i}: {v}"
+                );
+            }
+        }
+    }
     assert_eq!(leftovers(&backups), Vec::<String>::new());
     // A dead run's backup dir .part is removed, not refused forever.
     let b = backups.join("stale");

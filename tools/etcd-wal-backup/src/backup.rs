@@ -506,7 +506,13 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     }
     // One owner per target: claim the backup (dir or archive) before anything is written; a
     // second backup to it exits 7. Holding the claim, a `.part` found is a dead run's.
-    let claim = etcd_common::atomic::claim(&fin)?;
+    // The staging dir BACKUP_DIR.part serves both kinds: BACKUP_DIR is claimed either way (a
+    // dir and an archive backup to one name exclude each other), the archive too.
+    let mut claim = vec![etcd_common::atomic::claim(&a.backup_dir)?];
+    if a.archive {
+        claim.push(etcd_common::atomic::claim(&fin)?);
+    }
+    let owner = &claim[0];
     if let Ok(m) = std::fs::symlink_metadata(&fin) {
         return Err(Error::refused(format!(
             "{} exists ({}): refusing to overwrite a backup",
@@ -521,7 +527,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         parts.push(etcd_common::atomic::part_path(&fin));
     }
     for p in &parts {
-        if let Some(p) = claim.clear_part(p)? {
+        if let Some(p) = owner.clear_part(p)? {
             cleaned.push(format!(
                 "removed {}, left by an interrupted run",
                 p.display()
