@@ -704,7 +704,8 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
         o.runs,
         || {
             let mut x = c.tool("etcd-snap");
-            x.args(["-q", "save", "--endpoints", &ep]).arg(&ours_file);
+            x.args(["-q", "save", "--force", "--endpoints", &ep])
+                .arg(&ours_file);
             x
         },
         || {

@@ -159,6 +159,15 @@ impl ConnArgs {
         if endpoints.is_empty() {
             return Err(Error::usage("--endpoints: no endpoint given"));
         }
+        for e in &endpoints {
+            if let Some(clean) = strip_userinfo(e) {
+                // etcdctl does not log in with it either; and it would end up in facts,
+                // manifests and messages. The message never repeats the secret.
+                return Err(Error::usage(format!(
+                    "endpoint {clean} carries a user name or password (user:password@): refused; give --user and --password (or ETCDCTL_USER/ETCDCTL_PASSWORD) instead"
+                )));
+            }
+        }
         let pick = |flag: &Option<PathBuf>, key: &str| {
             flag.clone().or_else(|| env.var(key).map(PathBuf::from))
         };
@@ -222,6 +231,21 @@ impl ConnArgs {
             command_timeout,
         })
     }
+}
+
+/// The URL without its userinfo (`user:password@`), or `None` when it has none.
+pub fn strip_userinfo(url: &str) -> Option<String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..auth_end].rfind('@')?;
+    let host_rest = &rest[at + 1..];
+    Some(match scheme {
+        Some(s) => format!("{s}://{host_rest}"),
+        None => host_rest.to_string(),
+    })
 }
 
 fn read_file(p: &PathBuf, what: &str) -> Result<Vec<u8>> {
@@ -491,6 +515,36 @@ mod tests {
             .resolve(&Facts::new(), &e, None)
             .unwrap_err();
         assert_eq!(err.exit_code().code(), 2);
+    }
+
+    #[test]
+    fn userinfo_in_an_endpoint_is_refused_without_echoing_it() {
+        assert_eq!(
+            strip_userinfo("http://root:pw@h:2379/x").as_deref(),
+            Some("http://h:2379/x")
+        );
+        assert_eq!(strip_userinfo("root:pw@h:2379").as_deref(), Some("h:2379"));
+        assert_eq!(strip_userinfo("https://h:2379/a@b"), None);
+        assert_eq!(strip_userinfo("h:2379"), None);
+        for (flag, envv) in [
+            (Some("http://root:Pw1@h:2379"), None),
+            (None, Some("h:1,user@h:2379")),
+        ] {
+            let a = ConnArgs {
+                endpoints: flag.map(|f| vec![f.to_string()]),
+                ..Default::default()
+            };
+            let env = env(&envv
+                .map(|e| vec![("ETCDCTL_ENDPOINTS", e)])
+                .unwrap_or_default());
+            let e = a.resolve(&Facts::new(), &env, None).unwrap_err();
+            assert_eq!(e.exit_code().code(), 2, "{e}");
+            assert!(
+                !e.message.contains("Pw1") && !e.message.contains("user@"),
+                "{e}"
+            );
+            assert!(e.message.contains("h:2379"), "{e}");
+        }
     }
 
     #[test]

@@ -124,6 +124,18 @@ impl Envelope {
     }
 }
 
+/// Drop the userinfo (`user:password@`) from every URL in `facts.endpoints`, so that a secret
+/// that came in from upstream is never passed on nor printed.
+pub fn scrub_secrets(facts: &mut Facts) {
+    if let Some(Value::Array(eps)) = facts.get_mut(keys::ENDPOINTS) {
+        for e in eps.iter_mut() {
+            if let Some(clean) = e.as_str().and_then(crate::conn::strip_userinfo) {
+                *e = Value::String(clean);
+            }
+        }
+    }
+}
+
 /// Merge `new` into `base`: top-level keys of `new` replace those of `base`; others are kept.
 pub fn merge_facts(base: &mut Facts, new: Facts) {
     for (k, v) in new {

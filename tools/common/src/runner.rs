@@ -92,6 +92,7 @@ fn usage_message(e: &clap::Error) -> String {
 fn fail(tool: &str, facts: Facts, e: &Error, pretty: bool) -> i32 {
     let mut env = Envelope::new(tool, TOOL_VERSION);
     env.facts = facts;
+    crate::envelope::scrub_secrets(&mut env.facts);
     env.set_error(e);
     diag::error(&e.message);
     env.emit(pretty);
@@ -205,6 +206,7 @@ where
             let mut env = Envelope::new(T::NAME, TOOL_VERSION);
             let mut facts = upstream_facts;
             merge_facts(&mut facts, out.facts);
+            crate::envelope::scrub_secrets(&mut facts);
             env.facts = facts;
             env.changed = out.changed;
             env.data = if out.data.is_null() {

@@ -512,8 +512,8 @@ fn remove_tree(p: &Path) -> Result<()> {
 }
 
 fn rename_durable(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to)
-        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+    // Never onto something that is there (an empty dir would be replaced by a plain rename).
+    etcd_common::atomic::rename_noreplace(from, to)?;
     for d in [parent_of(to), parent_of(from)] {
         fsync_dir(&d).with_context(|| format!("cannot fsync {}", d.display()))?;
     }
@@ -695,6 +695,17 @@ impl Tool for Args {
     async fn run(self, ctx: Ctx) -> Result<Outcome> {
         let t0 = Instant::now();
         let (data_dir, wal_dir) = resolve_dirs(&self, &ctx.upstream)?;
+        // One owner per target: the data dir (and a separate WAL dir) are claimed for the run
+        // (DATA_DIR.lock, the lock etcd-snap and etcd-wal-backup restore take), so a purge and
+        // a restore of the same dir never interleave; the loser exits 7.
+        let mut _claims = Vec::new();
+        if !self.dry_run {
+            for d in std::iter::once(&data_dir).chain(wal_dir.as_ref()) {
+                if parent_of(d).is_dir() {
+                    _claims.push(etcd_common::atomic::claim(d)?);
+                }
+            }
+        }
         let ins = datadir::inspect(&data_dir, wal_dir.as_deref()).map_err(layout_error)?;
         let layout = ins.layout.clone();
         let mut warnings = Vec::new();

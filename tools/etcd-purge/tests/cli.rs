@@ -547,3 +547,25 @@ fn data_dir_from_upstream_fact() {
     assert_eq!(v["facts"]["custom"], 1);
     assert!(!d.join("member").exists());
 }
+
+#[test]
+fn refuses_a_data_dir_another_run_owns() {
+    // A restore (or another purge) holding the data dir's claim: the purge exits 7 naming it
+    // and moves nothing; once released, it goes ahead.
+    let t = tempfile::tempdir().unwrap();
+    let d = etcd_dir(t.path(), "d");
+    let owner = etcd_common::atomic::claim(&d).unwrap();
+    let (code, v, err) = run(cmd().args(["--data-dir", d.to_str().unwrap()]));
+    assert_eq!(code, 7, "{v} {err}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("another run (pid {}", std::process::id())),
+        "{msg}"
+    );
+    assert!(d.join("member/snap/db").is_file());
+    drop(owner);
+    let (code, v, err) = run(cmd().args(["--data-dir", d.to_str().unwrap()]));
+    assert_eq!(code, 0, "{v} {err}");
+    assert!(!d.join("member").exists());
+    assert!(!t.path().join("d.lock").exists());
+}

@@ -25,6 +25,11 @@
 //! renamed just before, with a marker file recording that it is ours, so a rerun after a crash
 //! either finishes (the WAL matches the plan: only the final rename was missing) or removes our
 //! leftovers and starts again. A non-empty data dir or an existing WAL dir is refused (exit 7).
+//!
+//! One owner per target: the data dir (and a separate WAL dir) are claimed first
+//! (`DATA_DIR.lock`, `etcd_common::atomic::claim`), so a second restore into the same dir exits
+//! 7 naming the first, and the leftovers it finds are a dead run's. Dirs are created 0700
+//! whatever the umask.
 
 use crate::inspect;
 use crate::source::{self, GzReader};
@@ -521,6 +526,15 @@ pub fn run(a: RestoreArgs, ctx: &Ctx) -> Result<Outcome> {
     let p = plan(&a, env.as_ref(), &ctx.upstream)?;
     let mut warnings = default_warnings(&p);
     let mut facts = plan_facts(&p);
+    // One owner per target: the data dir (and a separate WAL dir) are claimed before they are
+    // looked at, so that a second restore into them exits 7 and never builds over this one.
+    let mut claims = Vec::new();
+    if !a.dry_run {
+        for target in std::iter::once(&p.data_dir).chain(p.wal_separate.then_some(&p.wal_dir)) {
+            etcd_common::atomic::mkdir_0700(&parent_of(target))?;
+            claims.push(etcd_common::atomic::claim(target)?);
+        }
+    }
     let start = check_target(&p, a.dry_run)?;
     if a.dry_run {
         let data = json!({"dry_run": true, "start": format!("{start:?}"), "snapshot": p.snapshot.display().to_string()});
@@ -542,8 +556,7 @@ pub fn run(a: RestoreArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     let (tmp, marker) = temp_paths(&p.data_dir);
     let parent = parent_of(&tmp);
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", parent.display())))?;
+    etcd_common::atomic::mkdir_0700(&parent)?;
     let mut db_res = None;
     match start {
         Start::Resume => {
@@ -572,6 +585,7 @@ pub fn run(a: RestoreArgs, ctx: &Ctx) -> Result<Outcome> {
     finish(&p, &tmp, &parent)?;
     untrack_partial(&tmp);
     let _ = std::fs::remove_file(&marker);
+    drop(claims);
 
     if let Some(r) = &db_res {
         facts.insert("revision".into(), json!(r.revision));

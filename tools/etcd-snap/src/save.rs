@@ -25,7 +25,11 @@
 //!   streams a snapshot at 100–300 MB/s on a LAN), for 5–7 % of the original size; level 1 keeps
 //!   up, and zlib-rs is the fastest backend flate2 offers without a C toolchain.
 //! - **Files**: `FILE.part` (0600) → fsync → rename → fsync dir ([`AtomicFile`]); the `.part`
-//!   is removed on any error and on SIGINT/SIGTERM. An existing FILE is replaced only on success.
+//!   is removed on any error and on SIGINT/SIGTERM. FILE is claimed first (`FILE.lock`, see
+//!   `etcd_common::atomic::claim`): a second save to the same FILE exits 7 before it fetches
+//!   anything. `.part` is created `O_EXCL|O_NOFOLLOW`; a FILE that is a symlink, FIFO, socket,
+//!   device or directory is refused (exit 7); an existing regular FILE is refused unless
+//!   `--force`, which moves it to FILE.prev on success (`facts.snapshot.previous`).
 //! - **Progress**: a one-line counter on stderr, only when stderr is a terminal (no indicatif:
 //!   one more dependency tree for a counter was not worth it).
 
@@ -56,6 +60,10 @@ pub struct SaveArgs {
     /// gzip the snapshot (level 1) and write FILE.gz (FILE if it already ends in .gz)
     #[arg(long)]
     pub compress: bool,
+    /// Move an existing FILE aside to FILE.prev (replacing an older FILE.prev) instead of
+    /// refusing (exit 7); a FILE that is not a regular file is refused even so
+    #[arg(long)]
+    pub force: bool,
     /// Give up when no bytes arrived for this long
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub stall_timeout: Duration,
@@ -408,8 +416,16 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     let cfg = a.conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
     let overall = command_timeout_given(&a.conn);
     let dest = dest_path(&a.file, a.compress);
-    if dest.is_dir() {
-        return Err(Error::usage(format!("{} is a directory", dest.display())));
+    // One owner per target: claim FILE before anything else (a second run gets exit 7), then
+    // check what is there: nothing, or a regular file to move aside with --force.
+    let claim = etcd_common::atomic::claim(&dest)?;
+    let existing = etcd_common::atomic::check_target_file(&dest, a.force)?;
+    let mut warnings = Vec::new();
+    if let Some(p) = claim.clear_part(&part_path(&dest))? {
+        warnings.push(format!(
+            "removed {}, left by an interrupted run",
+            p.display()
+        ));
     }
     let started = Instant::now();
 
@@ -515,7 +531,8 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
             )));
         }
     }
-    w.file.commit()?;
+    w.file.commit_moving_aside(&existing)?;
+    drop(claim);
 
     // 4. The snapshot's revision: the last key of bucket `key` (a few page reads; with
     // --compress, found while streaming).
@@ -575,6 +592,17 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     facts.insert("taken_at".into(), json!(rfc3339(taken_at)));
     facts.insert(keys::ENDPOINTS.into(), cfg.endpoints_fact());
     facts.insert(keys::BACKUP_METHOD.into(), json!("v3-snapshot"));
+    if let Some(m) = facts.get_mut(keys::SNAPSHOT).and_then(Value::as_object_mut) {
+        m.insert(
+            "previous".into(),
+            match &existing {
+                etcd_common::atomic::Existing::None => json!(null),
+                etcd_common::atomic::Existing::MoveAside(p) => {
+                    json!({"action": "moved_aside", "path": p.display().to_string()})
+                }
+            },
+        );
+    }
     let cand_json: Vec<Value> = cands
         .iter()
         .map(|c| {

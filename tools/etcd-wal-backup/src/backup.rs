@@ -667,18 +667,42 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         )));
     }
     let fin = final_path(&a.backup_dir, a.archive);
-    if fin.exists() {
+    let parent = etcd_common::atomic::parent_of(&fin);
+    if !parent.is_dir() {
+        return Err(Error::bad_input(format!(
+            "{}: no such directory",
+            parent.display()
+        )));
+    }
+    // One owner per target: claim the backup (dir or archive) before anything is written; a
+    // second backup to it exits 7. Holding the claim, a `.part` found is a dead run's.
+    // The staging dir BACKUP_DIR.part serves both kinds: BACKUP_DIR is claimed either way (a
+    // dir and an archive backup to one name exclude each other), the archive too.
+    let mut claim = vec![etcd_common::atomic::claim(&a.backup_dir)?];
+    if a.archive {
+        claim.push(etcd_common::atomic::claim(&fin)?);
+    }
+    let owner = &claim[0];
+    if let Ok(m) = std::fs::symlink_metadata(&fin) {
         return Err(Error::refused(format!(
-            "{} exists: refusing to overwrite a backup",
-            fin.display()
+            "{} exists ({}): refusing to overwrite a backup",
+            fin.display(),
+            etcd_common::atomic::describe_type(&m)
         )));
     }
     let part = etcd_common::atomic::part_path(&a.backup_dir);
-    if part.exists() {
-        return Err(Error::refused(format!(
-            "{} exists (left by an interrupted run?): move it away first",
-            part.display()
-        )));
+    let mut cleaned = Vec::new();
+    let mut parts = vec![part.clone()];
+    if a.archive {
+        parts.push(etcd_common::atomic::part_path(&fin));
+    }
+    for p in &parts {
+        if let Some(p) = owner.clear_part(p)? {
+            cleaned.push(format!(
+                "removed {}, left by an interrupted run",
+                p.display()
+            ));
+        }
     }
     let locks = datadir::probe_locks(&ins)?;
     let running = locks.held();
@@ -1007,6 +1031,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         fin.clone()
     };
     drop(contents);
+    drop(claim);
     phase("in place");
 
     let mut facts = Facts::new();
@@ -1057,13 +1082,14 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         changed: true,
         facts,
         data: json!({"manifest": m, "notes": notes, "locks": locks.describe_held()}),
-        warnings: if neut.unknown_kept > 0 {
-            vec![format!(
-                "{} entries of unknown kind carried unchanged",
-                neut.unknown_kept
-            )]
-        } else {
-            Vec::new()
+        warnings: {
+            if neut.unknown_kept > 0 {
+                cleaned.push(format!(
+                    "{} entries of unknown kind carried unchanged",
+                    neut.unknown_kept
+                ));
+            }
+            cleaned
         },
         summary,
         failure: None,

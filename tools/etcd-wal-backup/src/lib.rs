@@ -48,11 +48,7 @@ pub enum Cmd {
 }
 
 pub(crate) fn mkdir_0700(p: &Path) -> Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
-        .map_err(|e| Error::io(format!("cannot create {}: {e}", p.display())))
+    etcd_common::atomic::mkdir_0700(p)
 }
 
 /// A temporary directory we create (mode 0700): removed on drop or on a signal unless
@@ -92,13 +88,7 @@ impl DirGuard {
     pub fn commit(mut self, dst: &Path) -> Result<()> {
         etcd_common::atomic::fsync_dir(&self.path)
             .map_err(|e| Error::io(format!("cannot fsync {}: {e}", self.path.display())))?;
-        std::fs::rename(&self.path, dst).map_err(|e| {
-            Error::io(format!(
-                "cannot rename {} to {}: {e}",
-                self.path.display(),
-                dst.display()
-            ))
-        })?;
+        etcd_common::atomic::rename_noreplace(&self.path, dst)?;
         self.done = true;
         etcd_common::atomic::untrack_partial(&self.path);
         etcd_common::atomic::fsync_dir(&etcd_common::atomic::parent_of(dst))

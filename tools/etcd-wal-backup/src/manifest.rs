@@ -88,10 +88,35 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// sha256 and size of a file, streamed.
+/// Open `root/rel`, a file of a backup, trusting nothing: every directory on the way must be a
+/// real directory (not a symlink) and the file a regular file opened with `O_NOFOLLOW`.
+pub fn open_in(root: &Path, rel: &str) -> Result<std::fs::File> {
+    let mut d = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for comp in parts.iter().take(parts.len().saturating_sub(1)) {
+        d.push(comp);
+        match std::fs::symlink_metadata(&d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(Error::bad_input(format!(
+                    "{}: {}, not a directory (refused)",
+                    d.display(),
+                    atomic::describe_type(&m)
+                )))
+            }
+            Err(e) => return Err(Error::bad_input(format!("{}: {e}", d.display()))),
+        }
+    }
+    atomic::open_regular(&root.join(rel))
+}
+
+/// sha256 and size of a file, streamed (never through a symlink: see [`open_in`]).
 pub fn sha256_file(p: &Path) -> Result<(String, u64)> {
-    let mut f = std::fs::File::open(p)
-        .map_err(|e| Error::io(format!("cannot open {}: {e}", p.display())))?;
+    let f = atomic::open_regular(p)?;
+    sha256_of(f, p)
+}
+
+fn sha256_of(mut f: std::fs::File, p: &Path) -> Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -109,11 +134,37 @@ pub fn sha256_file(p: &Path) -> Result<(String, u64)> {
 }
 
 /// The files of a backup dir (relative paths under `member/`), sorted.
+/// Anything but a regular file or a real directory (a symlink, FIFO, socket, device) is refused.
 pub fn list_files(root: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(root.join("member")).sort_by_file_name() {
+    let top = root.join("member");
+    if let Ok(m) = std::fs::symlink_metadata(&top) {
+        if !m.is_dir() {
+            return Err(Error::bad_input(format!(
+                "{}: {}, not a directory (refused)",
+                top.display(),
+                atomic::describe_type(&m)
+            )));
+        }
+    }
+    for e in walkdir::WalkDir::new(&top)
+        .follow_links(false)
+        .follow_root_links(false)
+        .sort_by_file_name()
+    {
         let e = e.map_err(|e| Error::io(format!("cannot list {}: {e}", root.display())))?;
-        if e.file_type().is_file() {
+        let t = e.file_type();
+        if !t.is_file() && !t.is_dir() {
+            let what = e
+                .metadata()
+                .map(|m| atomic::describe_type(&m))
+                .unwrap_or("a special file");
+            return Err(Error::bad_input(format!(
+                "{}: {what}, not a regular file (refused: a backup holds only regular files)",
+                e.path().display()
+            )));
+        }
+        if t.is_file() {
             let rel = e
                 .path()
                 .strip_prefix(root)
@@ -188,16 +239,16 @@ pub fn write(root: &Path, mut m: Manifest, hashed: &[(String, u64, String)]) -> 
 /// Read `manifest.json` of a backup dir.
 pub fn read(root: &Path) -> Result<Manifest> {
     let p = root.join(NAME);
-    let text = std::fs::read(&p).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::bad_input(format!(
-                "{}: not an etcd-wal-backup backup (no {NAME})",
-                root.display()
-            ))
-        } else {
-            Error::io(format!("cannot read {}: {e}", p.display()))
-        }
-    })?;
+    if std::fs::symlink_metadata(&p).is_err() {
+        return Err(Error::bad_input(format!(
+            "{}: not an etcd-wal-backup backup (no {NAME})",
+            root.display()
+        )));
+    }
+    let mut text = Vec::new();
+    atomic::open_regular(&p)?
+        .read_to_end(&mut text)
+        .map_err(|e| Error::io(format!("cannot read {}: {e}", p.display())))?;
     let m: Manifest = serde_json::from_slice(&text)
         .map_err(|e| Error::bad_input(format!("{}: {e}", p.display())))?;
     if m.format != FORMAT {
@@ -232,10 +283,10 @@ pub fn verify(root: &Path, m: &Manifest) -> Result<()> {
     }
     for f in &m.files {
         let p = root.join(&f.path);
-        if !p.is_file() {
+        if std::fs::symlink_metadata(&p).is_err() {
             return Err(Error::bad_input(format!("{}: missing", p.display())));
         }
-        let (sha, size) = sha256_file(&p)?;
+        let (sha, size) = sha256_of(open_in(root, &f.path)?, &p)?;
         if size != f.size_bytes || sha != f.sha256 {
             return Err(Error::bad_input(format!(
                 "{}: sha256 {sha} ({size} bytes), the manifest says {} ({} bytes)",

@@ -47,10 +47,11 @@ fn has_wal_files(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Copy `src` to `dst` with `mode`, fsynced.
-fn copy_file(src: &Path, dst: &Path, mode: u32) -> Result<()> {
-    let mut i = std::fs::File::open(src)
-        .map_err(|e| Error::io(format!("cannot open {}: {e}", src.display())))?;
+/// Copy `root/rel` (a file of the backup, never through a symlink) to `dst` with `mode`,
+/// fsynced.
+fn copy_file(root: &Path, rel: &str, dst: &Path, mode: u32) -> Result<()> {
+    let src = root.join(rel);
+    let mut i = manifest::open_in(root, rel)?;
     let mut o = etcd_common::atomic::create_new(dst, mode)?;
     std::io::copy(&mut i, &mut o)
         .map_err(|e| Error::io(format!("cannot copy {}: {e}", src.display())))?;
@@ -129,7 +130,31 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             src.display()
         )));
     }
-    let ins = etcd_disk::datadir::inspect(&data_dir, wal_dir.as_deref())
+    // One owner per target: the data dir is claimed (DATA_DIR.lock, shared with etcd-snap
+    // restore) before anything is looked at or written; a second restore exits 7. What this
+    // run created (the data dir, its parents) is removed again when it fails.
+    let mut created =
+        etcd_common::atomic::mkdir_0700_created(&etcd_common::atomic::parent_of(&data_dir))?;
+    let r = etcd_common::atomic::claim(&data_dir).and_then(|claim| {
+        let r = put_in_place(&src, &data_dir, wal_dir.as_deref(), name, &mut created);
+        drop(claim);
+        r
+    });
+    if r.is_err() {
+        etcd_common::atomic::remove_created(&created);
+    }
+    r
+}
+
+fn put_in_place(
+    src: &Path,
+    data_dir: &Path,
+    wal_dir: Option<&Path>,
+    name: Option<String>,
+    created: &mut Vec<PathBuf>,
+) -> Result<Outcome> {
+    let src = src.to_path_buf();
+    let ins = etcd_disk::datadir::inspect(data_dir, wal_dir)
         .map_err(|e| Error::bad_input(e.to_string()))?;
     let layout = ins.layout.clone();
     if ins.member_exists || std::fs::symlink_metadata(&layout.member_dir).is_ok() {
@@ -155,7 +180,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             )));
         }
     }
-    mkdir_0700(&layout.data_dir)?;
+    created.extend(etcd_common::atomic::mkdir_0700_created(&layout.data_dir)?);
     // Our own partial builds from an interrupted run (even a SIGKILL, which no handler sees):
     // they hold copies of the backup's files only, the backup itself is untouched, and
     // `member` does not exist (checked above), so a rerun removes them and starts over.
@@ -213,7 +238,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             )
             .map_err(|e| Error::io(format!("cannot chmod {}: {e}", dst.display())))?;
         } else {
-            copy_file(&from, &dst, manifest::mode_for(&f.path))?;
+            copy_file(&root, &f.path, &dst, manifest::mode_for(&f.path))?;
         }
     }
     let membership = trim_membership(member.path(), &m.member_id)?;
@@ -237,7 +262,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
             })?;
         }
         if let Some(p) = layout.wal_dir.parent() {
-            mkdir_0700(p)?;
+            created.extend(etcd_common::atomic::mkdir_0700_created(p)?);
         }
         std::fs::rename(&from, &layout.wal_dir).map_err(|e| {
             Error::io(format!(
