@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_etcd_rejoin_global_optspecs
-    string join \n pretty q/quiet v/verbose input= h/help V/version
+    string join \n endpoints= cacert= cert= key= user= password= dial-timeout= command-timeout= pretty q/quiet v/verbose input= h/help V/version
 end
 
 function __fish_etcd_rejoin_needs_command
@@ -24,6 +24,14 @@ function __fish_etcd_rejoin_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l endpoints -d 'gRPC endpoints, comma separated [env: ETCDCTL_ENDPOINTS] [default: 127.0.0.1:2379]' -r
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l cacert -d 'Verify the servers\' TLS certificates with this CA bundle [env: ETCDCTL_CACERT]' -r -F
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l cert -d 'Client TLS certificate [env: ETCDCTL_CERT]' -r -F
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l key -d 'Client TLS key [env: ETCDCTL_KEY]' -r -F
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l user -d 'User name, or `name:password` [env: ETCDCTL_USER]' -r
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l password -d 'Password of --user; prefer ETCDCTL_PASSWORD, which `ps` does not show [env: ETCDCTL_PASSWORD]' -r
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l dial-timeout -d 'Time to establish a connection [env: ETCDCTL_DIAL_TIMEOUT] [default: 2s]' -r
+complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l command-timeout -d 'Time for one request to complete [env: ETCDCTL_COMMAND_TIMEOUT] [default: 5s]' -r
 complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l input -d 'Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe, file or socket' -r
 complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -l pretty -d 'Print the JSON envelope indented (for reading; pipelines want the default one line)'
 complete -c etcd-rejoin -n "__fish_etcd_rejoin_needs_command" -s q -l quiet -d 'Say less on stderr (no summary line); errors are always printed'

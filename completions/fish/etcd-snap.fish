@@ -46,6 +46,7 @@ complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l dial-timeou
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l command-timeout -d 'Time for one request to complete [env: ETCDCTL_COMMAND_TIMEOUT] [default: 5s]' -r
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l input -d 'Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe, file or socket' -r
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l compress -d 'gzip the snapshot (level 1) and write FILE.gz (FILE if it already ends in .gz)'
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l force -d 'Move an existing FILE aside to FILE.prev (replacing an older FILE.prev) instead of refusing (exit 7); a FILE that is not a regular file is refused even so'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l pretty -d 'Print the JSON envelope indented (for reading; pipelines want the default one line)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -s q -l quiet -d 'Say less on stderr (no summary line); errors are always printed'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -s v -l verbose -d 'Say more on stderr (-vv for debug)'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_etcd_wal_backup_global_optspecs
-    string join \n h/help V/version
+    string join \n pretty q/quiet v/verbose input= h/help V/version
 end
 
 function __fish_etcd_wal_backup_needs_command
@@ -24,6 +24,10 @@ function __fish_etcd_wal_backup_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -l input -d 'Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe, file or socket' -r
+complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -l pretty -d 'Print the JSON envelope indented (for reading; pipelines want the default one line)'
+complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -s q -l quiet -d 'Say less on stderr (no summary line); errors are always printed'
+complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -s v -l verbose -d 'Say more on stderr (-vv for debug)'
 complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -s h -l help -d 'Print help'
 complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -s V -l version -d 'Print version'
 complete -c etcd-wal-backup -n "__fish_etcd_wal_backup_needs_command" -f -a "backup" -d 'Back up a member\'s data dir while etcd runs: the newest usable .snap, one rewritten WAL complete up to the cluster\'s committed index (membership entries neutralised, new node and cluster IDs), and the v3 db (a lock-free consistent copy, or the member\'s snapshot stream); manifest with sha256'
