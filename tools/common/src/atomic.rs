@@ -295,9 +295,18 @@ pub fn claim(target: &Path) -> Result<Claim> {
         let got = flock_nb(&file)
             .map_err(|e| Error::io(format!("cannot lock {}: {e}", lock.display())))?;
         if !got {
-            // The holder writes its pid right after it locked: give it a moment.
+            // The holder writes its pid right after it locked: give it a moment. A holder
+            // that ended meanwhile unlinked the lock file: then this is no refusal, start over.
             let mut pid = None;
+            let mut released = false;
             for _ in 0..20 {
+                match std::fs::symlink_metadata(&lock) {
+                    Ok(m) if m.dev() == fm.dev() && m.ino() == fm.ino() => {}
+                    _ => {
+                        released = true;
+                        break;
+                    }
+                }
                 pid = std::fs::read_to_string(&lock)
                     .ok()
                     .and_then(|s| s.trim().parse::<u32>().ok());
@@ -305,6 +314,9 @@ pub fn claim(target: &Path) -> Result<Claim> {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if released {
+                continue;
             }
             let holder = pid.map_or("a process".to_string(), |p| format!("pid {p}"));
             return Err(Error::refused(format!(

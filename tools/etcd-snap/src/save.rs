@@ -553,7 +553,6 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
             }
         }
     };
-    let mut warnings = Vec::new();
     let v2 = match v2_probe.await {
         Ok(Ok(k)) => k,
         Ok(Err(e)) => etcd_common::v2::V2Keys {
