@@ -395,15 +395,6 @@ fn log_lines(log: &Path) -> usize {
     std::fs::read_to_string(log).map_or(0, |s| s.lines().count())
 }
 
-/// The steps started after line `from`, in order.
-fn started_since(log: &Path, from: usize) -> Vec<(String, String)> {
-    step_events(log, from)
-        .into_iter()
-        .filter(|(e, _, _)| e == "start")
-        .map(|(_, s, h)| (s, h))
-        .collect()
-}
-
 /// The step in progress after line `from`: started, not yet done, skipped or failed.
 fn in_progress(log: &Path, from: usize) -> Option<(String, String)> {
     let mut cur = None;
@@ -417,26 +408,82 @@ fn in_progress(log: &Path, from: usize) -> Option<(String, String)> {
     cur
 }
 
+/// The state ('R', 'S', 'T', ...) and comm of every process of group `pgid` but the leader.
+fn group_procs(pgid: i32) -> Vec<(i32, char, String)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp ...
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let state = f.first()?.chars().next()?;
+            (f.get(2)?.parse::<i32>().ok()? == pgid && pid != pgid).then_some((pid, state, comm))
+        })
+        .collect()
+}
+
+/// A tool shim of group `pgid` that has stopped itself before running its tool.
+fn stopped_tool(pgid: i32) -> Option<i32> {
+    group_procs(pgid)
+        .into_iter()
+        .find(|(_, st, comm)| *st == 'T' && comm.starts_with("etcd-"))
+        .map(|(p, _, _)| p)
+}
+
 /// Whether a process of group `pgid` other than the leader (the script) runs an etcd-* tool.
 fn tool_running(pgid: i32) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    rd.flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && head.contains("(etcd-")
-    })
+    group_procs(pgid)
+        .iter()
+        .any(|(_, _, comm)| comm.starts_with("etcd-"))
+}
+
+/// A pseudo-random number of milliseconds in `0..n` (the clock's nanoseconds; no seed to keep).
+fn jitter_ms(n: u64) -> u64 {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    (ns / 1000) % n.max(1)
+}
+
+/// Shims for the tools, first on the script's PATH: each stops itself (SIGSTOP) before it
+/// execs the real tool, so the test sees every tool step begin, however quick the step is.
+fn tool_shims(c: &Cluster) -> PathBuf {
+    let dir = c.dir.join("tool-shims");
+    std::fs::create_dir_all(&dir).unwrap();
+    for t in [
+        "etcd-detect-version",
+        "etcd-snap",
+        "etcd-wal-backup",
+        "etcd-purge",
+        "etcd-member-fix",
+        "etcd-rejoin",
+        "etcd-health",
+    ] {
+        let p = dir.join(t);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/bash\n# test shim: wait for the fault test, then run the tool\nkill -STOP $$\nexec {} \"$@\"\n",
+                etcd_rescue_tests::tool_bin(t).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    dir
 }
 
 /// The restore SIGKILLed (script + tool) at the start of every step in turn, one rerun after
-/// each, then a rerun that completes.
+/// each, then a rerun that completes. Every step that runs a tool is killed twice, through the
+/// tool shims (deterministic, whatever the machine's speed): once as its tool is about to start,
+/// and once, on the rerun, after its tool has run a random 0-150 ms (in the tool, unless the
+/// step ended sooner). Steps without a tool (copy, start) are killed when seen in progress.
 async fn faults(v: Version, script: &str, with_v2: bool) {
     let t0 = Instant::now();
     let (c, hosts, data) = populated(v, with_v2).await;
@@ -445,13 +492,24 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
     destroy(&c, &hosts, &data).await;
     let kind = if with_v2 { "v2" } else { "v3" };
     let log = dir.join(format!("restore-{kind}.jsonl"));
+    let shims = tool_shims(&c);
+    // Killed at the start of the step (before its tool ran, or a tool-less step in progress).
     let mut killed: Vec<(String, String)> = Vec::new();
-    // Steps that ended before their kill could land (quick ones): not targeted again.
-    let mut passed: Vec<(String, String)> = Vec::new();
+    // Killed while the step's tool ran.
+    let mut mid: Vec<(String, String)> = Vec::new();
+    // Steps whose in-tool kill was tried (killed, or the step ended first).
+    let mut mid_tried: Vec<(String, String)> = Vec::new();
+    let done_marker = dir.join(format!("restore-{kind}.done"));
     'runs: loop {
         let before = log_lines(&log);
-        let mut child = hosts
-            .script(&c, script)
+        let mut cmd = hosts.script(&c, script);
+        let path = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().to_string()))
+            .unwrap_or_default();
+        let mut child = cmd
+            .env("PATH", format!("{}:{path}", shims.display()))
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -459,7 +517,10 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
             .spawn()
             .unwrap();
         let pgid = child.id() as i32;
+        let grp = Pid::from_raw(pgid);
         let deadline = Instant::now() + Duration::from_secs(180);
+        // When a tool-less step was first seen in progress, and the delay before its kill.
+        let mut seen: Option<((String, String), Instant, Duration)> = None;
         loop {
             if let Some(st) = child.try_wait().unwrap() {
                 let mut err = String::new();
@@ -470,88 +531,111 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
                     .unwrap()
                     .read_to_string(&mut err)
                     .unwrap();
-                assert!(st.success(), "rerun after {killed:?} failed: {st}\n{err}");
+                assert!(st.success(), "rerun after {killed:?} / {mid:?} failed: {st}\n{err}");
                 // Completed: no step left to kill in.
                 break 'runs;
             }
-            assert!(Instant::now() < deadline, "restore stuck after {killed:?}");
-            // The step in progress, if it is one no earlier run was killed in.
+            assert!(Instant::now() < deadline, "restore stuck after {killed:?} / {mid:?}");
             let cur = in_progress(&log, before);
-            let target = cur
-                .clone()
-                .filter(|s| !killed.contains(s) && !passed.contains(s));
-            let Some(target) = target else {
-                // Steps that started and ended between two polls are passed by.
-                for s in started_since(&log, before) {
-                    if !killed.contains(&s) && !passed.contains(&s) && cur.as_ref() != Some(&s) {
-                        passed.push(s);
+            let stopped = stopped_tool(pgid);
+            let mut kill_as: Option<bool> = None; // Some(in_tool)
+            match (&cur, stopped) {
+                (Some(s), Some(_)) if !killed.contains(s) => kill_as = Some(false),
+                (Some(s), Some(pid)) if !mid_tried.contains(s) => {
+                    mid_tried.push(s.clone());
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGCONT);
+                    tokio::time::sleep(Duration::from_millis(jitter_ms(150))).await;
+                    if in_progress(&log, before).as_ref() == Some(s) {
+                        kill_as = Some(true);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                (_, Some(pid)) => {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGCONT);
+                }
+                (Some(s), None) if !killed.contains(s) && !tool_running(pgid) => {
+                    // A step without a tool, or a tool step before its shim started.
+                    match &seen {
+                        Some((t, at, d)) if t == s => {
+                            if at.elapsed() >= *d {
+                                kill_as = Some(false);
+                            }
+                        }
+                        _ => {
+                            seen = Some((
+                                s.clone(),
+                                Instant::now(),
+                                Duration::from_millis(jitter_ms(50)),
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let Some(in_tool) = kill_as else {
+                tokio::time::sleep(Duration::from_millis(2)).await;
                 continue;
             };
-            // Let the step's tool start (up to 1 s) while the step is still in progress, then
-            // kill the script and the tool.
-            let until = Instant::now() + Duration::from_secs(1);
-            while !tool_running(pgid)
-                && Instant::now() < until
-                && in_progress(&log, before).as_ref() == Some(&target)
-            {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            let _ = killpg(grp, Signal::SIGKILL);
             let st = child.wait().unwrap();
-            // What was in progress when the kill landed (the target, unless it just ended).
-            let hit = in_progress(&log, before);
-            // The marker is written before the run log's end line: it alone tells completion.
-            let done_marker = dir.join(format!("restore-{kind}.done"));
-            if (st.success() && hit.is_none()) || done_marker.exists() {
-                // The last step ended before the kill: the run completed (a kill that lands
-                // after the done marker is written leaves a completed restore, which a rerun
-                // rightly refuses to do again without --again).
+            if (st.success() && in_progress(&log, before).is_none()) || done_marker.exists() {
+                // The run completed before the kill landed (a kill after the done marker leaves
+                // a completed restore, which a rerun rightly refuses without --again).
                 break 'runs;
             }
-            if hit.as_ref() != Some(&target) && !killed.contains(&target) {
-                passed.push(target);
-            }
-            match hit {
-                Some(h) if !killed.contains(&h) => killed.push(h),
-                _ => {}
+            let s = cur.unwrap();
+            if in_progress(&log, before).as_ref() != Some(&s) {
+                // The step ended between the check and the kill: a kill between steps.
+            } else if in_tool {
+                mid.push(s);
+            } else {
+                killed.push(s);
             }
             continue 'runs;
         }
     }
     eprintln!(
-        "scripts faults {kind} {v}: killed at {} steps: {killed:?}",
-        killed.len()
+        "scripts faults {kind} {v}: killed at the start of {} steps: {killed:?}; in the tool of {}: {mid:?}",
+        killed.len(),
+        mid.len()
     );
-    // How many steps become kill points depends on the machine's speed: a step that finishes
-    // between two polls (a restore of this small snapshot takes milliseconds; a 3.4 joiner
-    // starts in 0.1 s) is passed by, and its rerun resumes after it. The steps that take
-    // seconds (purge stops etcd; rejoin retries etcd's "unhealthy cluster") must each have been
-    // a kill point on every host they run on; of the quick restore (v3) or joiner start (v2) steps, at least one.
-    let mut required: Vec<(&str, &str)> =
-        ["m0", "m1", "m2"].iter().map(|h| ("purge", *h)).collect();
-    let quick: &[&str] = if with_v2 {
-        required.extend(["m1", "m2"].iter().map(|h| ("rejoin", *h)));
-        &["start", "started"]
-    } else {
-        &["restore"]
-    };
-    assert!(
-        killed.iter().any(|(s, _)| quick.contains(&s.as_str())),
-        "no kill in any {quick:?} step: {killed:?}"
-    );
+    // Every step that runs a tool stops in its shim until the test lets it go: each is killed
+    // at its start whatever the machine's speed. Tool-less steps (copy, start) are killed when
+    // seen in progress, which a quick one can slip past.
+    let mut required: Vec<(&str, &str)> = Vec::new();
+    for h in ["m0", "m1", "m2"] {
+        required.push(("purge", h));
+        if !with_v2 {
+            // (copy and verify on each host are no steps with the local runner.)
+            required.push(("restore", h));
+        }
+    }
+    if with_v2 {
+        required.extend([
+            ("wal-restore", "m0"),
+            ("health-first", "m0"),
+            ("member-fix", "m0"),
+        ]);
+        for h in ["m1", "m2"] {
+            required.push(("rejoin", h));
+            required.push(("started", h));
+        }
+    }
+    required.push(("health", "m0"));
     for (step, host) in &required {
         assert!(
             killed.iter().any(|(s, h)| s == step && h == host),
-            "no kill in step {step} on {host}: {killed:?}"
+            "no kill at the start of step {step} on {host}: {killed:?}"
         );
     }
+    // Purge stops etcd and moves its dir aside: it takes longer than the longest delay.
+    assert!(
+        mid.iter().any(|(s, _)| s == "purge"),
+        "no kill inside any purge: {mid:?}"
+    );
     verify(&c, &data, &old).await;
     eprintln!(
         "scripts faults {kind} {v}: {} kills + final run, total {:.1}s",
-        killed.len(),
+        killed.len() + mid.len(),
         t0.elapsed().as_secs_f64()
     );
 }
