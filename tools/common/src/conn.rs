@@ -213,7 +213,7 @@ impl ConnArgs {
             .or(env_duration(env, "ETCDCTL_COMMAND_TIMEOUT")?)
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let endpoints = endpoints
+        let endpoints: Vec<String> = endpoints
             .into_iter()
             .map(|e| {
                 if e.contains("://") {
@@ -223,6 +223,9 @@ impl ConnArgs {
                 }
             })
             .collect();
+        for e in &endpoints {
+            check_endpoint(e)?;
+        }
         Ok(ConnConfig {
             endpoints,
             tls,
@@ -231,6 +234,48 @@ impl ConnArgs {
             command_timeout,
         })
     }
+}
+
+/// A usage error unless `url` is `http(s)://HOST[:PORT][/]` with a port in 1..=65535: a bad
+/// port is named, never replaced by another (the URL parser under etcd-client would dial port
+/// 80, or the port modulo 65536).
+pub fn check_endpoint(url: &str) -> Result<()> {
+    let bad = |why: String| Err(Error::usage(format!("endpoint {url}: {why}")));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad("expected http://HOST:PORT".into());
+    };
+    if !matches!(scheme, "http" | "https") {
+        return bad(format!("scheme {scheme:?} is not http or https"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', ' ']) {
+        return bad("expected http://HOST:PORT, without a path".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return bad("expected [IPv6]:PORT".into()),
+            },
+            None => return bad("unclosed '[' in the host".into()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return bad("no host".into());
+    }
+    if let Some(p) = port {
+        match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => {}
+            _ => return bad(format!("port {p:?} is not a number in 1..=65535")),
+        }
+    }
+    Ok(())
 }
 
 /// The URL without its userinfo (`user:password@`), or `None` when it has none.
@@ -352,6 +397,16 @@ fn join_dedup(parts: &[String]) -> String {
     out.join(": ")
 }
 
+/// Whether an etcd error message is one of its authentication failures.
+pub fn is_auth_message(m: &str) -> bool {
+    m.contains("authentication failed")
+        || m.contains("invalid user ID or password")
+        || m.contains("user name is empty")
+        || m.contains("invalid auth token")
+        || m.contains("permission denied")
+        || m.contains("user name not found")
+}
+
 /// Turn an etcd-client error into a one-line tool error, prefixed with what was being done.
 pub fn etcd_error(e: etcd_client::Error, what: impl std::fmt::Display) -> Error {
     use tonic::Code;
@@ -371,6 +426,14 @@ pub fn etcd_error(e: etcd_client::Error, what: impl std::fmt::Display) -> Error 
                 }
                 Code::Unauthenticated | Code::PermissionDenied => {
                     m = format!("authentication failed: {m}");
+                    ErrorKind::Unreachable
+                }
+                // etcd answers a wrong password or an empty user name with InvalidArgument
+                // (ErrGRPCAuthFailed, ErrGRPCUserEmpty): an auth failure, not a bad flag.
+                Code::InvalidArgument if is_auth_message(&m) => {
+                    if !m.contains("authentication failed") {
+                        m = format!("authentication failed: {m}");
+                    }
                     ErrorKind::Unreachable
                 }
                 Code::InvalidArgument | Code::OutOfRange => ErrorKind::Usage,
@@ -397,6 +460,40 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn endpoints_are_checked_never_redialled() {
+        for ok in [
+            "http://127.0.0.1:2379",
+            "https://etcd-0.example:2379/",
+            "http://[::1]:2379",
+            "http://host",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://h:99999",
+            "http://h:0",
+            "http://h:65536",
+            "http://h:x1",
+            "http://h:",
+            "ftp://h:2379",
+            "http://:2379",
+            "http://h:2379/v3/kv",
+            "http://[::1",
+        ] {
+            let e = check_endpoint(bad).unwrap_err();
+            assert_eq!(e.exit_code().code(), 2, "{bad}");
+            assert!(e.message.contains(bad), "{bad}: {}", e.message);
+        }
+        let e = ConnArgs {
+            endpoints: Some(vec!["10.0.0.1:99999".into()]),
+            ..Default::default()
+        }
+        .resolve(&Facts::new(), &env(&[]), None)
+        .unwrap_err();
+        assert!(e.message.contains("port \"99999\""), "{}", e.message);
     }
 
     #[test]

@@ -90,9 +90,12 @@ impl Envelope {
     /// The exit code this envelope stands for.
     pub fn exit_code(&self) -> ExitCode {
         match (&self.error, self.ok) {
+            // A failure that claims success (0) or no exit status at all is not passed on as
+            // one: it is bad input (an upstream envelope that contradicts itself).
+            (Some(e), false) if !(1..=255).contains(&e.exit_code) => ExitCode::BadInput,
+            (None, false) => ExitCode::BadInput,
             (Some(e), _) => ExitCode::from_code(e.exit_code),
             (None, true) => ExitCode::Success,
-            (None, false) => ExitCode::Internal,
         }
     }
 
@@ -176,9 +179,78 @@ pub fn parse_upstream(text: &str) -> Result<Option<Envelope>, Error> {
             "stdin: envelope \"facts\" is not an object",
         ));
     }
+    if let Some(Value::Object(facts)) = obj.get("facts") {
+        check_fact_types(facts)?;
+    }
     serde_json::from_value(v)
         .map(Some)
         .map_err(|e| Error::bad_input(format!("stdin: bad envelope: {e}")))
+}
+
+/// The well-known facts must have their documented types (null counts as absent): a tool that
+/// ignored `"endpoints":"http://h:2379"` would silently connect somewhere else.
+fn check_fact_types(facts: &Map<String, Value>) -> Result<(), Error> {
+    let wrong = |key: &str, want: &str, got: &Value| {
+        let kind = match got {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "a list",
+            Value::Object(_) => "an object",
+        };
+        Err(Error::bad_input(format!(
+            "stdin: fact \"{key}\" must be {want}, not {kind}"
+        )))
+    };
+    for (key, v) in facts {
+        if v.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            keys::ENDPOINTS => match v.as_array() {
+                Some(a) if a.iter().all(Value::is_string) => {}
+                _ => return wrong(key, "a list of URL strings", v),
+            },
+            keys::CLUSTER_ID
+            | keys::MEMBER_ID
+            | keys::ETCD_VERSION
+            | keys::DATA_DIR
+            | keys::BACKUP_METHOD => {
+                if !v.is_string() {
+                    return wrong(key, "a string", v);
+                }
+            }
+            keys::SNAPSHOT => {
+                let Some(o) = v.as_object() else {
+                    return wrong(key, "an object", v);
+                };
+                for (k, want_str) in [
+                    ("path", true),
+                    ("sha256", true),
+                    ("size_bytes", false),
+                    ("revision", false),
+                ] {
+                    match o.get(k) {
+                        None | Some(Value::Null) => {}
+                        Some(x) if want_str && !x.is_string() => {
+                            return wrong(&format!("snapshot.{k}"), "a string", x)
+                        }
+                        Some(x) if !want_str && !x.is_u64() => {
+                            return wrong(&format!("snapshot.{k}"), "a non-negative integer", x)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            keys::MEMBERS => match v.as_array() {
+                Some(a) if a.iter().all(Value::is_object) => {}
+                _ => return wrong(key, "a list of member objects", v),
+            },
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -153,9 +153,30 @@ where
     };
     if let Some(up) = &upstream {
         if !up.ok {
+            let code = up.exit_code();
+            let valid = up
+                .error
+                .as_ref()
+                .is_some_and(|e| (1..=255).contains(&e.exit_code));
+            if !valid {
+                let said = up
+                    .error
+                    .as_ref()
+                    .map_or("no error object".to_string(), |e| {
+                        format!("exit_code {}", e.exit_code)
+                    });
+                return fail(
+                    T::NAME,
+                    up.facts.clone(),
+                    &Error::bad_input(format!(
+                        "stdin: upstream {} failed (ok:false) with {said}, not an exit status in 1..=255",
+                        up.tool
+                    )),
+                    common.pretty,
+                );
+            }
             // Pass the first failure down the pipeline unchanged.
             up.emit(common.pretty);
-            let code = up.exit_code();
             diag::summary(&format!(
                 "skipped: upstream {} failed (exit {})",
                 up.tool,
