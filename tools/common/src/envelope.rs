@@ -216,10 +216,10 @@ fn check_fact_types(facts: &Map<String, Value>) -> Result<(), Error> {
             | keys::MEMBER_ID
             | keys::ETCD_VERSION
             | keys::DATA_DIR
-            | keys::BACKUP_METHOD => {
-                if !v.is_string() {
-                    return wrong(key, "a string", v);
-                }
+            | keys::BACKUP_METHOD
+                if !v.is_string() =>
+            {
+                return wrong(key, "a string", v);
             }
             keys::SNAPSHOT => {
                 let Some(o) = v.as_object() else {
