@@ -4,6 +4,8 @@
 //! are bad input (3) naming the key; an upstream `ok:false` with an exit code outside 1..=255
 //! is bad input (3), never success. On real etcd with auth enabled (3.4.23, 3.5.1, 3.5.30).
 
+#![allow(clippy::unwrap_used)]
+
 use etcd_rescue_tests::{Cluster, ClusterOpts, Version};
 use serde_json::Value;
 use std::io::Write;
