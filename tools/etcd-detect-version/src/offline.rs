@@ -174,6 +174,15 @@ fn analyze_once(ins: &datadir::Inspection, examples: usize, count_keys: bool) ->
         ..Default::default()
     };
     let scan = v2scan::scan_log(&l.wal_dir)?;
+    if scan.metadata.is_none() {
+        // etcd writes a metadata record at the head of every segment it creates; without one
+        // (an all-zero or truncated segment) it refuses the WAL ("failed to read WAL").
+        return Err(Error::bad_input(format!(
+            "{}: the WAL has no metadata record ({} records read): etcd cannot start from it (zeroed or cut short)",
+            l.wal_dir.display(),
+            scan.records
+        )));
+    }
     fill_wal(&mut r, &scan);
     let valid = scan.valid_snapshots();
     let choice = v2scan::choose_snap(&l.snap_dir, &valid)?;

@@ -385,10 +385,10 @@ impl LockReport {
 }
 
 fn open_ro(path: &Path) -> Result<Option<File>> {
-    match File::open(path) {
+    match crate::error::open_regular(path) {
         Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(DiskError::io(path, e)),
+        Err(DiskError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -58,3 +58,22 @@ impl DiskError {
         )
     }
 }
+
+/// Open `path` for reading, refusing anything but a regular file without blocking on it: a
+/// FIFO (or device) named like a WAL segment, a db or a snapshot is opened `O_NONBLOCK`, seen
+/// by `fstat`, and refused as a layout error (bad input) instead of hanging the reader.
+/// Symlinks are followed (a live data dir may use them; backups are opened `O_NOFOLLOW` by
+/// their readers).
+pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| DiskError::io(path, e))?;
+    let md = f.metadata().map_err(|e| DiskError::io(path, e))?;
+    if !md.is_file() {
+        return Err(DiskError::layout(path, "not a regular file"));
+    }
+    Ok(f)
+}

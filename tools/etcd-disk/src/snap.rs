@@ -97,7 +97,11 @@ pub fn decode_snap(path: &Path, b: &[u8]) -> Result<RaftSnapshot> {
 
 /// Read and verify one `.snap` file.
 pub fn read_snap(path: &Path) -> Result<RaftSnapshot> {
-    let b = std::fs::read(path).map_err(|e| DiskError::io(path, e))?;
+    use std::io::Read;
+    let mut b = Vec::new();
+    crate::error::open_regular(path)?
+        .read_to_end(&mut b)
+        .map_err(|e| DiskError::io(path, e))?;
     decode_snap(path, &b)
 }
 

@@ -66,7 +66,7 @@ impl Layout {
 /// Open the bbolt image of a snapshot file or raw db (trailer excluded).
 pub fn open_db(path: impl AsRef<Path>) -> Result<(BoltDb, Layout)> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| DiskError::io(path, e))?;
+    let file = crate::error::open_regular(path)?;
     let md = file.metadata().map_err(|e| DiskError::io(path, e))?;
     let layout = Layout::of_size(md.len());
     let db = BoltDb::from_file(file, path, 0, layout.image_len)?;
@@ -108,7 +108,7 @@ pub fn hex(b: &[u8]) -> String {
 /// Stream-hash the image of `path` and compare with its trailer. `Ok(None)` if it has none.
 pub fn verify_trailer(path: impl AsRef<Path>) -> Result<Option<TrailerCheck>> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| DiskError::io(path, e))?;
+    let file = crate::error::open_regular(path)?;
     let layout = Layout::of_size(file.metadata().map_err(|e| DiskError::io(path, e))?.len());
     if !layout.has_trailer {
         return Ok(None);

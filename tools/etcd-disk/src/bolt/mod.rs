@@ -426,7 +426,7 @@ impl BoltDb {
     /// Open a whole file as a bbolt db.
     pub fn open(path: impl AsRef<Path>) -> Result<BoltDb> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| DiskError::io(path, e))?;
+        let file = crate::error::open_regular(path)?;
         let len = file.metadata().map_err(|e| DiskError::io(path, e))?.len();
         BoltDb::from_file(file, path, 0, len)
     }
@@ -435,7 +435,7 @@ impl BoltDb {
     /// 32-byte trailer). Offsets in errors are file offsets.
     pub fn open_range(path: impl AsRef<Path>, base: u64, len: u64) -> Result<BoltDb> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| DiskError::io(path, e))?;
+        let file = crate::error::open_regular(path)?;
         BoltDb::from_file(file, path, base, len)
     }
 

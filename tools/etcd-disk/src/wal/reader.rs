@@ -150,7 +150,7 @@ impl RecordReader {
                     self.tail = Some(WalTail::Clean);
                     return Ok(None);
                 };
-                let f = File::open(&seg.path).map_err(|e| DiskError::io(&seg.path, e))?;
+                let f = crate::error::open_regular(&seg.path)?;
                 self.file = Some(BufReader::with_capacity(READ_BUF, f));
                 self.off = 0;
             }
@@ -374,7 +374,7 @@ impl EntryReader<'_> {
             .get_mut(i)
             .ok_or_else(|| DiskError::Invalid("segment slot".into()))?;
         if slot.is_none() {
-            *slot = Some(File::open(&seg.path).map_err(|e| DiskError::io(&seg.path, e))?);
+            *slot = Some(crate::error::open_regular(&seg.path)?);
         }
         let Some(f) = slot.as_ref() else {
             return Ok(false);
