@@ -137,3 +137,119 @@ fn an_all_zero_wal_is_bad_input() {
     assert!(err.contains("no metadata record"), "{err}");
     assert_eq!(v["ok"], false);
 }
+
+/// The first two pages of a bbolt image (page size 4096) whose meta pages say it holds `pgid`
+/// pages.
+fn bolt_head(pgid: u64) -> Vec<u8> {
+    use etcd_disk::bolt::{Meta, MAGIC, VERSION};
+    let mut out = Vec::new();
+    for id in 0..2u64 {
+        let mut page = vec![0u8; 4096];
+        page[0..8].copy_from_slice(&id.to_le_bytes());
+        page[8..10].copy_from_slice(&0x04u16.to_le_bytes()); // meta page
+        let m = Meta {
+            magic: MAGIC,
+            version: VERSION,
+            page_size: 4096,
+            root: 3,
+            freelist: 2,
+            pgid,
+            txid: id,
+            ..Default::default()
+        }
+        .with_checksum();
+        page[16..80].copy_from_slice(&m.encode());
+        out.extend_from_slice(&page);
+    }
+    out
+}
+
+/// gzip of `head` followed by `zeros` zero bytes.
+fn gzip_of(head: &[u8], zeros: u64, to: &Path) {
+    use std::io::Write;
+    let mut gz = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(to).unwrap())
+        .spawn()
+        .unwrap();
+    let mut w = gz.stdin.take().unwrap();
+    w.write_all(head).unwrap();
+    let block = vec![0u8; 1 << 20];
+    let mut left = zeros;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        w.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    drop(w);
+    assert!(gz.wait().unwrap().success());
+}
+
+#[test]
+fn gzip_bombs_are_bounded_by_the_bbolt_meta() {
+    let root = scratch("bounded-gz");
+    let tmp = root.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // Says 4 pages (16 KiB), decompresses to 64 MiB + 8 KiB.
+    let bomb = root.join("bomb.db.gz");
+    gzip_of(&bolt_head(4), 64 << 20, &bomb);
+    for sub in ["status", "verify"] {
+        let (code, v, err, _) = run(
+            "etcd-snap",
+            &[
+                sub,
+                "--tmp-dir",
+                tmp.to_str().unwrap(),
+                bomb.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 3, "etcd-snap {sub} of a bomb: {v}\n{err}");
+        assert!(err.contains("more than its bbolt meta says"), "{err}");
+    }
+    let (code, v, err, _) = run(
+        "etcd-snap",
+        &[
+            "restore",
+            "--data-dir",
+            root.join("restored").to_str().unwrap(),
+            "--skip-hash-check",
+            bomb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 3, "etcd-snap restore of a bomb: {v}\n{err}");
+    assert!(!root.join("restored/member").exists());
+    // Says 2^40 pages (4 PiB): no temp dir has room; refused before writing past the metas.
+    let huge = root.join("huge.db.gz");
+    gzip_of(&bolt_head(1 << 40), 1 << 20, &huge);
+    let (code, v, err, _) = run(
+        "etcd-snap",
+        &[
+            "status",
+            "--tmp-dir",
+            tmp.to_str().unwrap(),
+            huge.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 6, "{v}\n{err}");
+    assert!(err.contains("bytes free"), "{err}");
+    // Not bbolt at all: refused after the first page.
+    let junk = root.join("junk.db.gz");
+    gzip_of(&[0x55; 8192], 1 << 20, &junk);
+    let (code, v, err, _) = run(
+        "etcd-snap",
+        &[
+            "verify",
+            "--tmp-dir",
+            tmp.to_str().unwrap(),
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 3, "{v}\n{err}");
+    assert!(err.contains("not a bbolt image"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files left"
+    );
+}

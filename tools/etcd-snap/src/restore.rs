@@ -32,12 +32,12 @@
 //! whatever the umask.
 
 use crate::inspect;
-use crate::source::{self, GzReader};
+use crate::source;
 use etcd_common::atomic::{fsync_dir, parent_of, track_partial, untrack_partial};
 use etcd_common::envelope::{keys, Facts};
 use etcd_common::envfile::EnvFile;
 use etcd_common::{diag, ids, Ctx, Error, Outcome, Result};
-use etcd_disk::bolt::{self, BoltDb};
+use etcd_disk::bolt;
 use etcd_disk::membership::{bootstrap, BootstrapCluster};
 use etcd_disk::proto::{
     conf_change_type, encode, entry_type, ConfChange, ConfState, Entry, HardState, Metadata,
@@ -46,7 +46,7 @@ use etcd_disk::proto::{
 use etcd_disk::snapshot::{self, RestorePlan};
 use etcd_disk::wal::WalWriter;
 use serde_json::{json, Value};
-use std::fs::{DirBuilder, File};
+use std::fs::DirBuilder;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -409,18 +409,7 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
     // A .gz is decompressed next to the target (same filesystem, which needs the room anyway)
     // into an unnamed file, checking the trailer on the way.
     let (db, has_trailer, gz_check) = if gz {
-        let src = File::open(path).map_err(|e| source::open_error(path, e))?;
-        let tmp = tempfile::tempfile_in(scratch_dir).map_err(|e| {
-            Error::io(format!(
-                "cannot create a temporary file in {}: {e}",
-                scratch_dir.display()
-            ))
-        })?;
-        let label = source::gunzipped_label(path);
-        let mut r = GzReader::new(std::io::BufReader::with_capacity(1 << 20, src));
-        let out = snapshot::copy_image(&mut r, std::io::BufWriter::new(&tmp), path, &label)
-            .map_err(|e| r.error_for(path, e))?;
-        let db = BoltDb::from_file(tmp, &label, 0, out.image_len)?;
+        let (db, out) = source::gunzip(path, scratch_dir)?;
         (db, out.trailer.is_some(), out.trailer_check())
     } else {
         let (db, layout) = snapshot::open_db(path)?;

@@ -4,8 +4,11 @@
 //!
 //! bbolt must be read at random offsets, so a `.gz` is decompressed once into an anonymous
 //! temporary file (`O_TMPFILE`: nothing is left behind, whatever happens), hashing the image and
-//! holding back the trailer while it streams ([`etcd_disk::snapshot::copy_image`]). A plain
-//! file is read in place. Memory stays bounded either way.
+//! holding back the trailer while it streams ([`etcd_disk::snapshot::copy_image`]), bounded by
+//! the image's own bbolt meta (a bomb is refused after at most its high-water mark plus
+//! bbolt's allocation slack; a temp dir without room for the high-water mark is refused before
+//! anything past the meta pages is written). A plain file is read in place. Memory stays
+//! bounded either way.
 
 use etcd_common::{Error, Result};
 use etcd_disk::bolt::BoltDb;
@@ -153,27 +156,15 @@ pub fn open(path: &Path, tmp_dir: Option<&Path>) -> Result<Opened> {
             gz_check: None,
         });
     }
-    let src = File::open(path).map_err(|e| open_error(path, e))?;
     let dir = tmp_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
-    let tmp = tempfile::tempfile_in(&dir).map_err(|e| {
-        Error::io(format!(
-            "cannot create a temporary file in {} to decompress {}: {e}",
-            dir.display(),
-            path.display()
-        ))
-    })?;
-    let label = gunzipped_label(path);
-    let mut r = GzReader::new(std::io::BufReader::with_capacity(1 << 20, src));
-    let out = snapshot::copy_image(&mut r, std::io::BufWriter::new(&tmp), path, &label)
-        .map_err(|e| r.error_for(path, e))?;
+    let (db, out) = gunzip(path, &dir)?;
     let layout = Layout {
         file_size: out.bytes_in,
         has_trailer: out.trailer.is_some(),
         image_len: out.image_len,
     };
-    let db = BoltDb::from_file(tmp, &label, 0, layout.image_len)?;
     Ok(Opened {
         db,
         path: path.to_path_buf(),
@@ -183,6 +174,148 @@ pub fn open(path: &Path, tmp_dir: Option<&Path>) -> Result<Opened> {
         has_trailer: layout.has_trailer,
         gz_check: out.trailer_check(),
     })
+}
+
+/// Decompress the `.gz` at `path` into an unnamed file in `dir` (`O_TMPFILE`: nothing is left
+/// behind, whatever happens), stripping and checking the trailer on the way, and open the
+/// image. Bounded by the image's own bbolt meta ([`MetaBound`]): the decompressed stream may
+/// not exceed its high-water mark (pages × page size) by more than bbolt's allocation slack,
+/// and `dir` must have room for the high-water mark before anything is written past the first
+/// two pages.
+pub fn gunzip(path: &Path, dir: &Path) -> Result<(BoltDb, snapshot::CopyOutcome)> {
+    let src = File::open(path).map_err(|e| open_error(path, e))?;
+    let tmp = tempfile::tempfile_in(dir).map_err(|e| {
+        Error::io(format!(
+            "cannot create a temporary file in {} to decompress {}: {e}",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    let free = nix::sys::statvfs::fstatvfs(&tmp)
+        .ok()
+        .map(|v| v.blocks_available().saturating_mul(v.fragment_size()));
+    let label = gunzipped_label(path);
+    let mut r = MetaBound::new(
+        GzReader::new(std::io::BufReader::with_capacity(1 << 20, src)),
+        path,
+        dir,
+        free,
+    );
+    let out =
+        snapshot::copy_image(&mut r, std::io::BufWriter::new(&tmp), path, &label).map_err(|e| {
+            match r.bad.take() {
+                Some(b) => b,
+                None => r.inner.error_for(path, e),
+            }
+        })?;
+    let db = BoltDb::from_file(tmp, &label, 0, out.image_len)?;
+    Ok((db, out))
+}
+
+/// bbolt grows a db file in steps of up to this much past its high-water mark (its
+/// `AllocSize`): a gzipped raw `member/snap/db` may carry that much slack.
+const BOLT_ALLOC_SLACK: u64 = 16 << 20;
+
+/// A reader that learns the bbolt image's size from its meta pages as they stream by and
+/// refuses a stream that decompresses to more than that (a gzip bomb), or that `dir` has no
+/// room for (exit 6 before the disk fills).
+pub struct MetaBound<R: Read> {
+    pub inner: R,
+    path: PathBuf,
+    dir: PathBuf,
+    free: Option<u64>,
+    head: Vec<u8>,
+    seen: u64,
+    limit: Option<u64>,
+    /// The tool error when the bound stopped the stream.
+    pub bad: Option<Error>,
+}
+
+impl<R: Read> MetaBound<R> {
+    pub fn new(inner: R, path: &Path, dir: &Path, free: Option<u64>) -> Self {
+        MetaBound {
+            inner,
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            free,
+            head: Vec::new(),
+            seen: 0,
+            limit: None,
+            bad: None,
+        }
+    }
+
+    fn refuse(&mut self, e: Error) -> std::io::Error {
+        let msg = e.message.clone();
+        self.bad = Some(e);
+        std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+    }
+
+    /// Decide the limit once both meta pages (or the end of the stream) have been seen.
+    fn decide(&mut self, eof: bool) -> std::io::Result<()> {
+        use etcd_disk::bolt::{Meta, META_SIZE};
+        const HDR: usize = 16;
+        if self.limit.is_some() || self.head.len() < HDR + META_SIZE {
+            return Ok(());
+        }
+        let m0 = Meta::decode(self.head.get(HDR..HDR + META_SIZE).unwrap_or_default());
+        let ps = if m0.validate().is_ok() && m0.page_size >= 512 {
+            m0.page_size as usize
+        } else {
+            4096
+        };
+        if self.head.len() < ps + HDR + META_SIZE && !eof {
+            return Ok(());
+        }
+        let m1 = Meta::decode(
+            self.head
+                .get(ps + HDR..ps + HDR + META_SIZE)
+                .unwrap_or_default(),
+        );
+        let hw = [m0, m1]
+            .iter()
+            .filter(|m| m.validate().is_ok())
+            .map(|m| m.pgid.saturating_mul(u64::from(m.page_size)))
+            .max();
+        let Some(hw) = hw else {
+            let label = gunzipped_label(&self.path);
+            return Err(self.refuse(Error::bad_input(format!(
+                "{}: offset 0: not a bbolt image (neither meta page is valid)",
+                label.display()
+            ))));
+        };
+        if let Some(free) = self.free.filter(|f| *f < hw) {
+            return Err(self.refuse(Error::io(format!(
+                "{}: decompresses to {hw} bytes (its bbolt high-water mark) and {} has {free} bytes free: set --tmp-dir to a filesystem with room",
+                self.path.display(),
+                self.dir.display()
+            ))));
+        }
+        self.limit = Some(hw + BOLT_ALLOC_SLACK + snapshot::TRAILER_LEN);
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for MetaBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or_default();
+        if self.limit.is_none() {
+            let want = (64 << 10) + 16 + 64 - self.head.len().min((64 << 10) + 16 + 64);
+            self.head
+                .extend_from_slice(got.get(..want.min(n)).unwrap_or_default());
+            self.decide(n == 0)?;
+        }
+        self.seen += n as u64;
+        if let Some(limit) = self.limit.filter(|l| self.seen > *l) {
+            let label = gunzipped_label(&self.path);
+            return Err(self.refuse(Error::bad_input(format!(
+                "{}: decompresses to more than {limit} bytes, more than its bbolt meta says the image holds: refused (a gzip bomb?)",
+                label.display()
+            ))));
+        }
+        Ok(n)
+    }
 }
 
 /// How errors name the decompressed image of a `.gz` (offsets are in the decompressed data).
