@@ -84,18 +84,13 @@ impl TrailerCheck {
     pub fn matches(&self) -> bool {
         self.expected == self.actual
     }
-    /// etcd's restore wording: `expected sha256 [b0 b1 …], got [c0 c1 …]`.
+    /// One line naming both digests in hex (etcd prints them as decimal byte arrays, which no
+    /// one can compare with `sha256sum`).
     pub fn etcd_message(&self) -> String {
-        let f = |b: &[u8; 32]| {
-            b.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
         format!(
-            "expected sha256 [{}], got [{}]",
-            f(&self.expected),
-            f(&self.actual)
+            "sha256 mismatch: the trailer says {}, the data hashes to {}",
+            hex(&self.expected),
+            hex(&self.actual)
         )
     }
 }

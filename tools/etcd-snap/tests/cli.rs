@@ -249,6 +249,12 @@ fn verify_good_and_corrupt() {
         let m = v["error"]["message"].as_str().unwrap();
         assert!(m.contains(s(&p)) && m.contains("offset"), "{name}: {m}");
         assert_eq!(err.lines().count(), 1, "{err}");
+        if name == "flipped.db" {
+            // Both digests in hex, as sha256sum prints them (not etcd's decimal byte arrays).
+            let trailer: String = bytes[n - 32..].iter().map(|b| format!("{b:02x}")).collect();
+            assert!(m.contains(&format!("the trailer says {trailer}")), "{m}");
+            assert!(!m.contains('['), "{m}");
+        }
     }
 }
 
