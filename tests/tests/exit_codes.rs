@@ -188,3 +188,22 @@ async fn bad_ports_and_wrong_typed_facts() {
     let (code, env, err) = parse(&tool_with_stdin(&c, "etcd-health", &[], up));
     assert_eq!(code, 3, "{env}\n{err}");
 }
+
+/// A missing required argument is named (clap puts it on the line after its message).
+#[test]
+fn missing_required_arguments_are_named() {
+    for (tool, args, want) in [
+        ("etcd-snap", vec!["save"], "<FILE>"),
+        ("etcd-rejoin", vec!["remove"], "--name"),
+    ] {
+        let out = Command::new(etcd_rescue_tests::tool_bin(tool))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (code, env, err) = parse(&out);
+        assert_eq!(code, 2, "{tool} {args:?}: {env}\n{err}");
+        assert!(err.contains(want), "{tool} {args:?} names {want}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

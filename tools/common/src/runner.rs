@@ -80,11 +80,20 @@ pub fn main<T: Tool>() -> ! {
 
 fn usage_message(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered
+    // The first paragraph, on one line: clap puts what is missing ("<FILE>", "--name <NAME>")
+    // on the indented lines after "the following required arguments were not provided:".
+    let para: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("bad arguments");
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let joined = para.join(" ");
+    let first = if joined.is_empty() {
+        "bad arguments"
+    } else {
+        joined.as_str()
+    };
     let first = first.strip_prefix("error: ").unwrap_or(first);
     format!("{first} (see --help)")
 }
