@@ -853,6 +853,29 @@ impl Tool for Args {
             }
         }
 
+        // A copy to another filesystem needs room for the whole dir there: checked before etcd
+        // is stopped, so a full disk refuses (6) with etcd still running.
+        for it in items.iter().filter(|it| it.how == MoveHow::Copy) {
+            let need = walk_stats(&it.src)?.bytes;
+            let probe = if it.dest_dir.is_dir() {
+                it.dest_dir.clone()
+            } else {
+                parent_of(&it.dest_dir)
+            };
+            if let Ok(v) = nix::sys::statvfs::statvfs(&probe) {
+                let free = v.blocks_available().saturating_mul(v.fragment_size());
+                // Margin: directory blocks and metadata of the copy.
+                let want = need + need / 64 + (1 << 20);
+                if free < want {
+                    return Err(Error::io(format!(
+                        "cannot copy {} to {}: {need} bytes to copy and {free} bytes free there; nothing was stopped or moved",
+                        it.src.display(),
+                        it.dest_dir.display()
+                    )));
+                }
+            }
+        }
+
         // Stop etcd (also when there is nothing to purge: the step is "etcd is stopped").
         let deadline = t0 + self.stop_timeout;
         let stop = stop_etcd(&self.stop, deadline, self.dry_run).await?;
@@ -957,7 +980,12 @@ impl Tool for Args {
                             .dest_dir
                             .join(format!("{}.part", copy_name(&it.base, &stamp)));
                         track_partial(&part);
-                        copy_tree(&it.src, &part)?;
+                        if let Err(e) = copy_tree(&it.src, &part) {
+                            // ENOSPC and other failures: the copy goes, the original stays.
+                            let _ = remove_tree(&part);
+                            untrack_partial(&part);
+                            return Err(e);
+                        }
                         rename_durable(&part, &dst)?;
                         untrack_partial(&part);
                         delete_dir(&it.src, &stamp)?;

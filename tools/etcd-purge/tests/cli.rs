@@ -569,3 +569,54 @@ fn refuses_a_data_dir_another_run_owns() {
     assert!(!d.join("member").exists());
     assert!(!t.path().join("d.lock").exists());
 }
+
+/// A copy to a filesystem without room for it: refused (6) before anything is stopped or
+/// copied; the member dir stays, and no `.part` is left on the small filesystem.
+#[test]
+fn cross_filesystem_copy_checks_space_first() {
+    let t = tempfile::tempdir().unwrap();
+    let small = t.path().join("small");
+    fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): skipped");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(small.clone());
+    let d = etcd_dir(t.path(), "d");
+    fs::write(d.join("member/snap/db"), vec![7u8; 4 << 20]).unwrap();
+    let db_sha = sha256_hex(&d.join("member/snap/db"));
+    let to = small.join("purged");
+    let (code, v, err) = run(cmd().args([
+        "--data-dir",
+        d.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--cross-fs",
+        "copy",
+    ]));
+    assert_eq!(code, 6, "{v}\n{err}");
+    assert!(err.contains("bytes free"), "{err}");
+    assert_eq!(sha256_hex(&d.join("member/snap/db")), db_sha);
+    let left: Vec<_> = fs::read_dir(&small)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty()
+            || (left.len() == 1 && to.is_dir() && fs::read_dir(&to).unwrap().count() == 0),
+        "left on the small filesystem: {left:?}"
+    );
+}
