@@ -26,6 +26,7 @@ pub mod input;
 pub mod man;
 pub mod members;
 pub mod runner;
+pub mod space;
 pub mod v2;
 
 pub use error::{Error, ErrorKind, Result, ResultExt};

@@ -395,6 +395,29 @@ struct DbResult {
     trailer: &'static str,
 }
 
+/// Space first: the db (the snapshot's size; a `.gz` is bounded while it decompresses, see
+/// [`source::gunzip`]) and one WAL segment really allocated (etcd's 64,000,000 bytes), plus
+/// margin, on the filesystems they go to; exit 6 before anything is written.
+fn check_space(p: &Plan, parent: &Path) -> Result<()> {
+    let snap_len = std::fs::metadata(&p.snapshot)
+        .map_err(|e| source::open_error(&p.snapshot, e))?
+        .len();
+    let db = if source::is_gzip(&p.snapshot)? {
+        // The decompressed size is checked against the temp file's filesystem (the same one)
+        // as it streams; here at least the compressed size.
+        snap_len
+    } else {
+        snap_len.saturating_sub(snapshot::TRAILER_LEN)
+    };
+    let wal = etcd_disk::wal::SEGMENT_SIZE_BYTES;
+    let wal_dir = if p.wal_separate {
+        p.wal_dir.clone()
+    } else {
+        parent.to_path_buf()
+    };
+    etcd_common::space::require(&[(parent, db, "db"), (wal_dir.as_path(), wal, "WAL segment")])
+}
+
 /// Patch the snapshot image into `dst` with the restore edits, checking the trailer.
 fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
     let path = &p.snapshot;
@@ -561,6 +584,7 @@ pub fn run(a: RestoreArgs, ctx: &Ctx) -> Result<Outcome> {
                     c.display()
                 ));
             }
+            check_space(&p, &parent)?;
             track_partial(&tmp);
             let r = build(&p, &tmp, &marker, &parent);
             if r.is_err() {

@@ -74,8 +74,17 @@ fn preallocate(f: &File, path: &Path, size: u64) -> Result<()> {
     if rc == 0 {
         return Ok(());
     }
-    // EOPNOTSUPP/ENOSYS (e.g. tmpfs on old kernels, some FUSE): extend by truncation like etcd.
-    f.set_len(size).map_err(|e| DiskError::io(path, e))
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        // EOPNOTSUPP/ENOSYS (e.g. tmpfs on old kernels, some FUSE): extend by truncation like
+        // etcd.
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+            f.set_len(size).map_err(|e| DiskError::io(path, e))
+        }
+        // ENOSPC above all: a sparse segment would make the restore look fine and etcd fail
+        // on its first writes.
+        _ => Err(DiskError::io(path, err)),
+    }
 }
 
 fn create_segment(dir: &Path, name: &str, size: u64) -> Result<(File, PathBuf)> {
