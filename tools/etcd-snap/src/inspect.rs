@@ -101,6 +101,28 @@ pub fn user_keys(db: &BoltDb) -> etcd_disk::Result<(u64, bool)> {
 }
 
 /// The snapshot's revision: main of the last `key` bucket entry (what etcdctl reports).
+/// The buckets every etcd 3.x db has from its first start: without them the file is a bbolt
+/// db, not etcd's (etcd would start from it with no keys and no consistent index).
+pub const ETCD_BUCKETS: [&str; 2] = ["key", "meta"];
+
+/// Bad input naming the missing etcd buckets, if any.
+pub fn etcd_buckets_error(db: &BoltDb, name: &std::path::Path) -> Result<Option<Error>> {
+    let mut missing = Vec::new();
+    for b in ETCD_BUCKETS {
+        if db.bucket(b.as_bytes())?.is_none() {
+            missing.push(format!("\"{b}\""));
+        }
+    }
+    Ok((!missing.is_empty()).then(|| {
+        Error::bad_input(format!(
+            "{}: offset 0: a bbolt db without etcd's {} bucket{}: not an etcd snapshot",
+            name.display(),
+            missing.join(" and "),
+            if missing.len() > 1 { "s" } else { "" }
+        ))
+    }))
+}
+
 pub fn revision(db: &BoltDb) -> etcd_disk::Result<i64> {
     Ok(match db.bucket(b"key")? {
         Some(kb) => db
@@ -290,6 +312,9 @@ pub fn verify(a: VerifyArgs, ctx: &Ctx) -> Result<Outcome> {
     });
     // bbolt problems name the page; report them first, with the trailer's verdict after.
     let mut failure = report.to_error(&o.db).map(Error::from);
+    if failure.is_none() {
+        failure = etcd_buckets_error(&o.db, &o.path)?;
+    }
     if let Some(t) = trailer_error(&o, &trailer, a.skip_hash_check) {
         failure = Some(match failure {
             Some(f) => Error::bad_input(format!("{}; {}", f.message, t.message)),

@@ -445,6 +445,9 @@ fn write_db(p: &Plan, dst: &Path, scratch_dir: &Path) -> Result<DbResult> {
             md.len()
         )));
     }
+    if let Some(e) = inspect::etcd_buckets_error(&db, path)? {
+        return Err(e);
+    }
     let revision = inspect::revision(&db)?;
     let rp = RestorePlan {
         members: p

@@ -566,3 +566,31 @@ fn restore_checks_space_first_and_allocates_the_wal() {
         "the WAL segment is allocated, not sparse: {blocks:?} bytes"
     );
 }
+
+/// A sound bbolt db that is not etcd's (no "key", no "meta" bucket), with a correct trailer:
+/// verify says so (3) instead of "good", and restore refuses it (3) and writes nothing.
+#[test]
+fn a_bbolt_db_without_etcds_buckets_is_refused() {
+    let f = files();
+    let mut e = Edits::new();
+    e.put(b"foo", b"k", b"v").unwrap();
+    e.create_bucket(b"bar").unwrap();
+    let img = f.dir.join("notetcd.img");
+    bolt::create(4096, &e, &img).unwrap();
+    let snap = f.dir.join("notetcd.db");
+    std::fs::write(&snap, with_trailer(&std::fs::read(&img).unwrap())).unwrap();
+    let (code, v, err) = run(cmd().args(["verify", s(&snap)]));
+    assert_eq!(code, 3, "{v}\n{err}");
+    assert!(err.contains("\"key\" and \"meta\" buckets"), "{err}");
+    assert_eq!(
+        v["data"]["bbolt"]["ok"], true,
+        "the bbolt file itself is sound"
+    );
+    let dd = f.dir.join("dd-notetcd");
+    for extra in [&[][..], &["--skip-hash-check"][..]] {
+        let (code, v, err) = run(cmd().args(restore_args(&dd)).args(extra).arg(s(&snap)));
+        assert_eq!(code, 3, "restore {extra:?}: {v}\n{err}");
+        assert!(err.contains("not an etcd snapshot"), "{err}");
+        assert!(!dd.exists());
+    }
+}
