@@ -244,6 +244,10 @@ pub fn plan_add(members: &[Member], name: &str, urls: &[String]) -> Result<AddPl
 /// Refusals worth retrying: etcd says the cluster is not ready yet.
 pub fn retryable(e: &Error) -> bool {
     let m = e.message.to_lowercase();
+    if m.contains("authentication failed") {
+        // A wrong password stays wrong; "no quorum yet" for a login comes as a timeout.
+        return false;
+    }
     e.kind == ErrorKind::Unreachable
         || m.contains("unhealthy cluster")
         || m.contains("not enough started members")
@@ -272,6 +276,30 @@ async fn list(cfg: &ConnConfig, c: &mut etcd_client::Client) -> Result<(Vec<Memb
     ))
 }
 
+/// A learner's answer when etcd auth is on: no login for learners, and no status without one.
+fn auth_refusal(msg: &str) -> bool {
+    msg.contains("user name is empty")
+        || msg.contains("not supported for learner")
+        || msg.contains("authentication failed")
+        || msg.contains("permission denied")
+}
+
+/// [`list`], retried while the cluster cannot answer yet (no quorum, leader election) and the
+/// deadline allows.
+async fn list_until(
+    cfg: &ConnConfig,
+    c: &mut etcd_client::Client,
+    deadline: Instant,
+) -> Result<(Vec<Member>, Option<u64>)> {
+    let what = format!("member list from {}", cfg.endpoints.join(","));
+    let (r, _) = retry(&what, deadline, || {
+        let mut c = c.clone();
+        async move { list(cfg, &mut c).await }
+    })
+    .await?;
+    Ok(r)
+}
+
 /// Retry `f` while it fails with a retryable error and the deadline allows.
 async fn retry<T, F, Fut>(what: &str, deadline: Instant, mut f: F) -> Result<(T, u32)>
 where
@@ -297,22 +325,41 @@ where
 }
 
 /// Is the member serving: its status answers with a leader, and a read goes through.
-async fn serving(cfg: &ConnConfig, m: &Member) -> bool {
+async fn serving(cfg: &ConnConfig, m: &Member) -> std::result::Result<(), String> {
     let Some(ep) = m.client_urls.first() else {
-        return false;
+        return Err("no client URL published yet".into());
     };
-    let Ok(mut c) = cfg.connect(std::slice::from_ref(ep)).await else {
-        return false;
+    // A learner refuses every RPC but status and serializable reads, the login included
+    // ("rpc not supported for learner"): it is asked for its status without credentials
+    // (status needs none).
+    let anon;
+    let cfg = if m.is_learner {
+        anon = ConnConfig {
+            user: None,
+            ..cfg.clone()
+        };
+        &anon
+    } else {
+        cfg
     };
+    let mut c = cfg
+        .connect(std::slice::from_ref(ep))
+        .await
+        .map_err(|e| e.message)?;
     match cfg.call("status", c.status()).await {
         Ok(s) if s.leader() != 0 && s.errors().is_empty() => {}
-        _ => return false,
+        Ok(s) if s.leader() == 0 => return Err(format!("{ep}: no leader yet")),
+        Ok(s) => return Err(format!("{ep}: {}", s.errors().join("; "))),
+        Err(e) => return Err(e.message),
     }
     if m.is_learner {
         // Learners refuse linearizable reads; status with a leader is what they can give.
-        return true;
+        return Ok(());
     }
-    cfg.call("read", c.get("health", None)).await.is_ok()
+    cfg.call(format!("read from {ep}"), c.get("health", None))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message)
 }
 
 fn member_facts(facts: &mut Facts, cfg: &ConnConfig, cluster_id: Option<u64>, members: &[Member]) {
@@ -355,8 +402,10 @@ async fn add(a: AddArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
     };
     // The env file is the joining member's: its client URL is not an endpoint of the cluster.
     let cfg = conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
-    let mut client = cfg.connect_all().await?;
-    let (members, mut cluster_id) = list(&cfg, &mut client).await?;
+    // A password login is a raft request: while a joiner has not published itself, the
+    // cluster has no quorum and the login times out. Retried until --wait, like refusals.
+    let (mut client, _) = retry("connect", deadline, || cfg.connect_all()).await?;
+    let (members, mut cluster_id) = list_until(&cfg, &mut client, deadline).await?;
     let mut warnings = Vec::new();
     let mut changed = false;
     let mut add_attempts = 0u32;
@@ -404,9 +453,10 @@ async fn add(a: AddArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
     let mut promoted = false;
     let mut promote_attempts = 0u32;
     let is_learner = members.iter().any(|m| m.id == new_id && m.is_learner);
+    let mut learner_unchecked = false;
     if a.wait_started || (a.learner && is_learner && started) {
         loop {
-            let (ms, _) = list(&cfg, &mut client).await?;
+            let (ms, _) = list_until(&cfg, &mut client, deadline).await?;
             members = ms;
             let me = members.iter().find(|m| m.id == new_id).cloned();
             let Some(me) = me else {
@@ -415,13 +465,30 @@ async fn add(a: AddArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
                     ids::hex(new_id)
                 )));
             };
-            if me.started() && serving(&cfg, &me).await {
-                started = true;
-                break;
-            }
+            let why = if me.started() {
+                match serving(&cfg, &me).await {
+                    Ok(()) => {
+                        started = true;
+                        break;
+                    }
+                    // With etcd auth on, a learner answers nothing a client can use (3.5.x
+                    // asks for a login even for status, and refuses the login): that it has
+                    // published itself is all it can show; the promotion below is retried
+                    // until the leader finds it in sync, and it is checked as a voter after.
+                    Err(e) if me.is_learner && auth_refusal(&e) => {
+                        started = true;
+                        learner_unchecked = true;
+                        break;
+                    }
+                    Err(e) => e,
+                }
+            } else {
+                "not started (it has not published its name yet)".to_string()
+            };
+            diag::debug(&format!("waiting for {name}: {why}"));
             if Instant::now() >= deadline {
                 return Err(Error::check_failed(format!(
-                    "member {name} ({}) has not started and served within {}",
+                    "member {name} ({}) has not started and served within {}: {why}",
                     ids::hex(new_id),
                     duration::display(a.wait)
                 )));
@@ -450,8 +517,29 @@ async fn add(a: AddArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
             promote_attempts = attempts;
             promoted = true;
             changed = true;
-            let (ms, _) = list(&cfg, &mut client).await?;
+            let (ms, _) = list_until(&cfg, &mut client, deadline).await?;
             members = ms;
+            if learner_unchecked {
+                // Now a voter: it takes the login, and must serve a read.
+                let me = members.iter().find(|m| m.id == new_id).cloned();
+                loop {
+                    let why = match &me {
+                        Some(m) => match serving(&cfg, m).await {
+                            Ok(()) => break,
+                            Err(e) => e,
+                        },
+                        None => "not in the member list".to_string(),
+                    };
+                    if Instant::now() >= deadline {
+                        return Err(Error::check_failed(format!(
+                            "member {name} ({}) was promoted but has not served within {}: {why}",
+                            ids::hex(new_id),
+                            duration::display(a.wait)
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
         } else {
             warnings.push(format!(
                 "member {name} is a learner: rerun with --learner to promote it"
@@ -538,8 +626,8 @@ async fn remove(a: RemoveArgs, conn: ConnArgs, ctx: Ctx) -> Result<Outcome> {
     let t0 = Instant::now();
     let deadline = t0 + a.wait;
     let cfg = conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
-    let mut client = cfg.connect_all().await?;
-    let (members, cluster_id) = list(&cfg, &mut client).await?;
+    let (mut client, _) = retry("connect", deadline, || cfg.connect_all()).await?;
+    let (members, cluster_id) = list_until(&cfg, &mut client, deadline).await?;
     let found: Vec<&Member> = members
         .iter()
         .filter(|m| match (&a.id, &a.name) {
