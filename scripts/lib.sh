@@ -373,6 +373,11 @@ if [[ -s $pid_file ]]; then
 fi
 mkdir -p "$(dirname "$pid_file")" "$(dirname "$log_file")"
 (
+	# etcd gets the env file and the overrides, nothing of this shell: ETCD_RESCUE_* would be
+	# "unrecognized environment variable"s, ETCDCTL_* (a password) has no business there.
+	while IFS= read -r v; do
+		case $v in PATH | HOME) ;; *) unset "$v" 2>/dev/null || true ;; esac
+	done < <(compgen -e)
 	set -a
 	# shellcheck disable=SC1090
 	. "$env_file"

@@ -415,6 +415,16 @@ async fn password_auth(v: Version) {
         "restore-v2.sh --learner with password auth",
     );
     verify(&c, &data, &old).await;
+    // Nothing of the scripts' environment reached etcd's (the password above all).
+    for n in &hosts.names {
+        let pid = std::fs::read_to_string(hosts.pid_file(n)).unwrap();
+        let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        for bad in ["ETCDCTL_", "ETCD_RESCUE_", etcd_rescue_tests::ROOT_PASSWORD] {
+            assert!(!environ.contains(bad), "{n}: etcd's environment has {bad}: {environ}");
+        }
+        assert!(environ.contains("ETCD_NAME="), "{n}: {environ}");
+    }
     // Auth is still enforced: no credentials, no keys.
     let o = c
         .etcdctl(0)
