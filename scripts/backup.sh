@@ -100,13 +100,21 @@ RUN_ID=$(new_run_id)
 OUT=$(cd "$OUT" 2>/dev/null && pwd || printf '%s' "$OUT")
 
 # ---- detect
-step detect "$HERE" run_here "$(tool etcd-detect-version)" "${CONN[@]}"
-DETECT=$STEP_OUT
-detected=v3
-if [[ $DRY_RUN != 1 ]]; then
-	detected=$(jq -r '.facts.backup_method // empty' <<<"$DETECT")
-	[[ $detected == v2 || $detected == v3 ]] || die 1 "etcd-detect-version gave no backup_method"
+if [[ $DRY_RUN == 1 ]]; then
+	# Detection only reads: the dry run runs it too, so that it names the method the real run
+	# would use (it printed "v3" on v2 data before).
+	printf '[%s] %s (run: it only reads)\n' "$HERE" "$(q "$(tool etcd-detect-version)" "${CONN[@]}")"
+	drc=0
+	DETECT=$("$(tool etcd-detect-version)" "${CONN[@]}" </dev/null) || drc=$?
+	if ((drc != 0)); then
+		die "$drc" "detect failed: $(jq -r '.error.message // empty' 2>/dev/null <<<"$DETECT" || true)"
+	fi
+else
+	step detect "$HERE" run_here "$(tool etcd-detect-version)" "${CONN[@]}"
+	DETECT=$STEP_OUT
 fi
+detected=$(jq -r '.facts.backup_method // empty' <<<"$DETECT")
+[[ $detected == v2 || $detected == v3 ]] || die 1 "etcd-detect-version gave no backup_method"
 method=$detected
 case $METHOD in
 v2) method=v2 ;;

@@ -220,6 +220,20 @@ async fn populated_with(v: Version, with_v2: bool, auth: bool) -> (Cluster, Host
 fn backup(c: &Cluster, hosts: &Hosts, want: &str) -> (PathBuf, Value, f64) {
     let dir = c.dir.join("backups/b1");
     let env0 = c.dir.join("m0.env");
+    // The dry run detects (read-only) and names the method the real run then uses.
+    let (o, _) = run_ok(
+        hosts
+            .script(c, "backup.sh")
+            .args(["--dry-run", "--env-file", env0.to_str().unwrap()])
+            .arg(&dir),
+        "backup.sh --dry-run",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("method: {want} (detected {want})")),
+        "backup.sh --dry-run: {err}"
+    );
+    assert!(!dir.exists(), "the dry run wrote {}", dir.display());
     let (_, secs) = run_ok(
         hosts
             .script(c, "backup.sh")
@@ -421,7 +435,10 @@ async fn password_auth(v: Version) {
         let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
         let environ = String::from_utf8_lossy(&environ);
         for bad in ["ETCDCTL_", "ETCD_RESCUE_", etcd_rescue_tests::ROOT_PASSWORD] {
-            assert!(!environ.contains(bad), "{n}: etcd's environment has {bad}: {environ}");
+            assert!(
+                !environ.contains(bad),
+                "{n}: etcd's environment has {bad}: {environ}"
+            );
         }
         assert!(environ.contains("ETCD_NAME="), "{n}: {environ}");
     }
