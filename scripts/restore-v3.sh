@@ -27,7 +27,11 @@ Restore:
   --token TOKEN       initial cluster token of the restored cluster [the env file's token
                       + "-r" + a hash of the snapshot: new, so stray old members cannot join]
   --keep-token        use the env file's ETCD_INITIAL_CLUSTER_TOKEN unchanged
-  --bump-revision N   raise the revision by N and mark older revisions compacted (Kubernetes)
+  --bump-revision N   raise the revision by N and mark older revisions compacted, so that
+                      no client (a Kubernetes informer) sees it go back [1000000000, as
+                      etcd's restore guide suggests: above any revision written since the
+                      backup]
+  --no-bump-revision  keep the snapshot's revision (only when no client saw a later one)
   --remote-dir DIR    where the snapshot is copied on each host [/var/tmp/etcd-rescue]
   --wait DURATION     how long to wait for the cluster to be healthy [2m]
   --again             restore again a backup this script already restored
@@ -39,7 +43,7 @@ Exit status: 0 restored and healthy; a failed step exits with its tool's code (4
 EOF
 }
 
-TOKEN="" KEEP_TOKEN=0 BUMP="" REMOTE_DIR=/var/tmp/etcd-rescue WAIT=2m AGAIN=0 BACKUP=""
+TOKEN="" KEEP_TOKEN=0 BUMP=1000000000 REMOTE_DIR=/var/tmp/etcd-rescue WAIT=2m AGAIN=0 BACKUP=""
 while (($#)); do
 	common_opt "$@"
 	if ((OPT_SHIFT)); then
@@ -50,6 +54,7 @@ while (($#)); do
 	--token) TOKEN=${2:?--token needs a value} && shift ;;
 	--keep-token) KEEP_TOKEN=1 ;;
 	--bump-revision) BUMP=${2:?--bump-revision needs a value} && shift ;;
+	--no-bump-revision) BUMP="" ;;
 	--remote-dir) REMOTE_DIR=${2:?--remote-dir needs a value} && shift ;;
 	--wait) WAIT=${2:?--wait needs a value} && shift ;;
 	--again) AGAIN=1 ;;

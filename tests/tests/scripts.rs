@@ -370,6 +370,17 @@ async fn v3_path(v: Version) {
     assert!(c.members[0].data_dir.join("member").is_dir());
     let (_, t_restore) = run_ok(hosts.script(&c, "restore-v3.sh").arg(&dir), "restore-v3.sh");
     verify(&c, &data, &old).await;
+    // A whole-cluster restore bumps the revision by default (1,000,000,000) and marks the old
+    // ones compacted: a watcher never sees the revision go back.
+    {
+        let mut cl = c.client(0).await.unwrap();
+        let r = cl.get("/scripts/k0000", None).await.unwrap();
+        let rev = r.header().unwrap().revision();
+        assert!(rev > 1_000_000_000, "revision {rev} not bumped");
+        let old_rev = etcd_client::GetOptions::new().with_revision(rev - 1_000_000_000);
+        let e = cl.get("/scripts/k0000", Some(old_rev)).await.unwrap_err();
+        assert!(e.to_string().contains("compacted"), "{e}");
+    }
     // A finished restore is not redone by accident.
     let o = hosts
         .script(&c, "restore-v3.sh")
