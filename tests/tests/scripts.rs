@@ -531,11 +531,17 @@ async fn faults(v: Version, script: &str, with_v2: bool) {
                     .unwrap()
                     .read_to_string(&mut err)
                     .unwrap();
-                assert!(st.success(), "rerun after {killed:?} / {mid:?} failed: {st}\n{err}");
+                assert!(
+                    st.success(),
+                    "rerun after {killed:?} / {mid:?} failed: {st}\n{err}"
+                );
                 // Completed: no step left to kill in.
                 break 'runs;
             }
-            assert!(Instant::now() < deadline, "restore stuck after {killed:?} / {mid:?}");
+            assert!(
+                Instant::now() < deadline,
+                "restore stuck after {killed:?} / {mid:?}"
+            );
             let cur = in_progress(&log, before);
             let stopped = stopped_tool(pgid);
             let mut kill_as: Option<bool> = None; // Some(in_tool)
