@@ -14,6 +14,7 @@ use etcd_common::runner::CommonArgs;
 use etcd_common::{Ctx, Error, Outcome, Result, Tool};
 
 pub mod inspect;
+pub mod local;
 pub mod restore;
 pub mod save;
 pub mod source;
