@@ -70,7 +70,8 @@ pub struct SaveArgs {
     pub stall_timeout: Duration,
     /// On the member's host: copy the db from this data dir (lock-free, checked to be one bbolt
     /// commit) when its member is a caught-up voter, else stream it (see --require-local).
-    /// The endpoints default to the client URLs the data dir last published
+    /// The endpoints default to the client URLs the data dir last published. A DIR that is
+    /// not a member's data dir is exit 3; not with --compress
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// The member's WAL dir when etcd runs with --wal-dir (default DATA_DIR/member/wal)
