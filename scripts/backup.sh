@@ -2,7 +2,8 @@
 # backup.sh: back up an etcd cluster with the method its data needs (procedure.md, "Choosing the
 # backup method"). Run it on an etcd host (the v2 method reads the member's data dir):
 #   detect   etcd-detect-version: any user v2 data -> v2 (WAL backup), else v3 (snapshot)
-#   save     v3: etcd-snap save BACKUP_DIR/snapshot.db
+#   save     v3: etcd-snap save BACKUP_DIR/snapshot.db (with --data-dir when this host holds the
+#            member's data dir and --compress is not given: the db is copied from disk)
 #            v2: etcd-wal-backup backup --backup-dir BACKUP_DIR/wal-backup (v3 db included)
 #   verify   v3: etcd-snap verify; v2: the manifest (sha256 of every file), every WAL record and
 #            the .snap read back offline (etcd-detect-version --data-dir), the db checked
@@ -28,7 +29,8 @@ unverified output aside and continues.
                         dir (v2) and ETCD_ADVERTISE_CLIENT_URLS (the endpoint)
   --endpoints URLS      etcd's client URL(s) [env file's ETCD_ADVERTISE_CLIENT_URLS, then
                         $ETCDCTL_ENDPOINTS]; TLS and credentials from ETCDCTL_* as etcdctl
-  --data-dir DIR        the member's data dir for the v2 method [env file's ETCD_DATA_DIR]
+  --data-dir DIR        the member's data dir [env file's ETCD_DATA_DIR]: read by the v2
+                        method; v3 copies the db from it when it is on this host
   --method auto|v2|v3   force a method [auto]; v3 is refused (exit 5) when there is v2 data
   --compress            v3: gzip the snapshot (snapshot.db.gz)
   --bin-dir DIR         where the etcd-rescue tools are [PATH]
@@ -135,9 +137,18 @@ aside() {
 if [[ $method == v3 ]]; then
 	FILE=snapshot.db
 	save=("$(tool etcd-snap)" save --endpoints "$ENDPOINTS")
+	# On a member's host, the db is copied from its data dir (etcd-snap save --data-dir: a
+	# consistent lock-free copy when the member is a caught-up voter, else the stream).
+	LOCAL_DIR=$DATA_DIR
+	if [[ -z $LOCAL_DIR && -n $ENV_FILE ]]; then
+		LOCAL_DIR=$(sed -n 's/^[[:space:]]*\(export \)\{0,1\}ETCD_DATA_DIR=//p' "$ENV_FILE" | tail -n 1 | tr -d "\"'")
+	fi
 	if [[ $COMPRESS == 1 ]]; then
 		FILE=snapshot.db.gz
 		save+=(--compress)
+	elif [[ -n $LOCAL_DIR && -f $LOCAL_DIR/member/snap/db ]]; then
+		[[ -n $ENV_FILE ]] && save+=(--env-file "$ENV_FILE")
+		save+=(--data-dir "$LOCAL_DIR")
 	fi
 	aside "$OUT/$FILE"
 	step save "$HERE" run_here "${save[@]}" "$OUT/$FILE"

@@ -30,12 +30,15 @@ complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -s q -l quiet -d 'Say 
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -s v -l verbose -d 'Say more on stderr (-vv for debug)'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -s h -l help -d 'Print help'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -s V -l version -d 'Print version'
-complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "save" -d 'Stream a snapshot from the leader (or the most advanced voter) to FILE, checking its sha256 trailer on the way; FILE.part until complete'
+complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "save" -d 'Stream a snapshot from the leader (or the most advanced voter) to FILE, checking its sha256 trailer on the way, or on a member\'s host copy it from its data dir (--data-dir); FILE.part until complete'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "status" -d 'What `etcdctl snapshot status -w json` prints for FILE, plus what operators need'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "verify" -d 'Check FILE: sha256 trailer and bbolt consistency; exit 3 naming the offset if corrupt'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "restore" -d 'Build a member\'s data dir from a snapshot, as `etcdutl snapshot restore` does'
 complete -c etcd-snap -n "__fish_etcd_snap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l stall-timeout -d 'Give up when no bytes arrived for this long' -r
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l data-dir -d 'On the member\'s host: copy the db from this data dir (lock-free, checked to be one bbolt commit) when its member is a caught-up voter, else stream it (see --require-local). The endpoints default to the client URLs the data dir last published. A DIR that is not a member\'s data dir is exit 3; not with --compress' -r -F
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l wal-dir -d 'The member\'s WAL dir when etcd runs with --wal-dir (default DATA_DIR/member/wal)' -r -F
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l env-file -d 'etcd\'s settings file (/etc/etcd.env): ETCD_DATA_DIR (as --data-dir), ETCD_WAL_DIR, ETCD_ADVERTISE_CLIENT_URLS (the member\'s endpoint)' -r -F
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l endpoints -d 'gRPC endpoints, comma separated [env: ETCDCTL_ENDPOINTS] [default: 127.0.0.1:2379]' -r
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l cacert -d 'Verify the servers\' TLS certificates with this CA bundle [env: ETCDCTL_CACERT]' -r -F
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l cert -d 'Client TLS certificate [env: ETCDCTL_CERT]' -r -F
@@ -47,6 +50,7 @@ complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l command-tim
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l input -d 'Upstream envelope: `-` (stdin), a file, or `none`. Default: stdin when it is a pipe, file or socket' -r
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l compress -d 'gzip the snapshot (level 1) and write FILE.gz (FILE if it already ends in .gz)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l force -d 'Move an existing FILE aside to FILE.prev (replacing an older FILE.prev) instead of refusing (exit 7); a FILE that is not a regular file is refused even so'
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l require-local -d 'With --data-dir: fail (exit 5) instead of streaming when the local copy cannot be taken (member lagging, a learner, no leader, or the db never held still)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -l pretty -d 'Print the JSON envelope indented (for reading; pipelines want the default one line)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -s q -l quiet -d 'Say less on stderr (no summary line); errors are always printed'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand save" -s v -l verbose -d 'Say more on stderr (-vv for debug)'
@@ -80,7 +84,7 @@ complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand restore" -l pretty -
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand restore" -s q -l quiet -d 'Say less on stderr (no summary line); errors are always printed'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand restore" -s v -l verbose -d 'Say more on stderr (-vv for debug)'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand restore" -s h -l help -d 'Print help'
-complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand help; and not __fish_seen_subcommand_from save status verify restore help" -f -a "save" -d 'Stream a snapshot from the leader (or the most advanced voter) to FILE, checking its sha256 trailer on the way; FILE.part until complete'
+complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand help; and not __fish_seen_subcommand_from save status verify restore help" -f -a "save" -d 'Stream a snapshot from the leader (or the most advanced voter) to FILE, checking its sha256 trailer on the way, or on a member\'s host copy it from its data dir (--data-dir); FILE.part until complete'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand help; and not __fish_seen_subcommand_from save status verify restore help" -f -a "status" -d 'What `etcdctl snapshot status -w json` prints for FILE, plus what operators need'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand help; and not __fish_seen_subcommand_from save status verify restore help" -f -a "verify" -d 'Check FILE: sha256 trailer and bbolt consistency; exit 3 naming the offset if corrupt'
 complete -c etcd-snap -n "__fish_etcd_snap_using_subcommand help; and not __fish_seen_subcommand_from save status verify restore help" -f -a "restore" -d 'Build a member\'s data dir from a snapshot, as `etcdutl snapshot restore` does'

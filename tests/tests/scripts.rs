@@ -244,6 +244,10 @@ fn backup(c: &Cluster, hosts: &Hosts, want: &str) -> (PathBuf, Value, f64) {
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("backup.json")).unwrap()).unwrap();
     assert_eq!(meta["method"], want, "{meta}");
+    if want == "v3" {
+        // Issue 17: on the member's host the db is copied from its data dir.
+        assert_eq!(meta["save"]["snapshot"]["source"], "disk", "{meta}");
+    }
     // One JSON line per step event, the tools' envelopes kept.
     let log = std::fs::read_to_string(dir.join("run.jsonl")).unwrap();
     let steps: Vec<Value> = log

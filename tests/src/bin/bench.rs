@@ -14,7 +14,8 @@ const HELP: &str = "usage: cargo xtask bench [--dataset small|medium] [--runs N]
 3.5.30); both = 3.4.23,3.5.30 (the default); all = every one.
 Datasets: small = 5,000 keys, medium = 100,000 keys (values 1-8 KiB, Kubernetes-like keys).
 Cases: health (etcd-health --cluster vs etcdctl endpoint health --cluster); snap-save (etcd-snap save vs
-etcdctl snapshot save, one endpoint each); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
+etcdctl snapshot save, one endpoint each); snap-save-local (etcd-snap save --data-dir on the member's
+host vs etcdctl snapshot save); snap-status (etcd-snap status vs etcdctl/etcdutl snapshot status);
 snap-restore (etcd-snap restore vs etcdctl/etcdutl snapshot restore, vs a plain cp of the file, vs
 cp + sync of the file, with --skip-hash-check vs cp, and vs openssl dgst -sha256 of the file);
 wal-backup (etcd-wal-backup backup with etcd running vs etcdctl/etcdutl backup of a stopped member; db from
@@ -719,6 +720,40 @@ fn bench_snap(o: &Opts, v: Version, c: &Cluster) -> Result<Vec<Row>> {
         v,
         o.dataset,
         "etcd-snap save",
+        "etcdctl snapshot save",
+        s,
+    ));
+    // On the member's host: the db copied from its data dir (issue 17).
+    let local_file = dir.join("ours-local.db");
+    let dd = c.members[0].data_dir.clone();
+    let s = side_by_side(
+        o.runs,
+        || {
+            let mut x = c.tool("etcd-snap");
+            x.args([
+                "-q",
+                "save",
+                "--force",
+                "--require-local",
+                "--endpoints",
+                &ep,
+            ])
+            .arg("--data-dir")
+            .arg(&dd)
+            .arg(&local_file);
+            x
+        },
+        || {
+            let mut x = c.etcdctl(0);
+            x.args(["snapshot", "save"]).arg(&theirs_file);
+            x
+        },
+    )?;
+    rows.push(row(
+        "snap-save-local",
+        v,
+        o.dataset,
+        "etcd-snap save --data-dir",
         "etcdctl snapshot save",
         s,
     ));

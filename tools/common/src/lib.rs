@@ -23,6 +23,8 @@ pub mod exit;
 pub mod http;
 pub mod ids;
 pub mod input;
+pub mod livedb;
+pub mod localmember;
 pub mod man;
 pub mod members;
 pub mod runner;

@@ -14,6 +14,7 @@ use etcd_common::runner::CommonArgs;
 use etcd_common::{Ctx, Error, Outcome, Result, Tool};
 
 pub mod inspect;
+pub mod local;
 pub mod restore;
 pub mod save;
 pub mod source;
@@ -32,7 +33,8 @@ pub struct Args {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Cmd {
     /// Stream a snapshot from the leader (or the most advanced voter) to FILE, checking its
-    /// sha256 trailer on the way; FILE.part until complete
+    /// sha256 trailer on the way, or on a member's host copy it from its data dir
+    /// (--data-dir); FILE.part until complete
     Save(save::SaveArgs),
     /// What `etcdctl snapshot status -w json` prints for FILE, plus what operators need
     Status(inspect::StatusArgs),
@@ -74,14 +76,20 @@ where
 pub fn man() -> ManExtra {
     ManExtra {
         connects: true,
-        input: "save: the endpoints from --endpoints, facts.endpoints of an upstream envelope, ETCDCTL_ENDPOINTS, in that order. \
+        input: "save: the endpoints from --endpoints, facts.endpoints of an upstream envelope, ETCDCTL_ENDPOINTS, in that order \
+(with --data-dir/--env-file then ETCD_ADVERTISE_CLIENT_URLS of --env-file, then the client URLs the data dir last published). \
+save --data-dir DIR (or ETCD_DATA_DIR and ETCD_WAL_DIR of --env-file), on the member's host: the member is the data dir's (its WAL's node ID), \
+found among the endpoints by its status; the db is copied from DIR/member/snap/db only when etcd runs on DIR and the member is a voter with a leader \
+whose applied index reaches the leader's commit index (status), and only a copy during which no bbolt commit landed and the file was not replaced \
+(3 attempts; a defragmentation replaces it); otherwise the snapshot is streamed, or with --require-local the run exits 5. \
 status, verify and restore: FILE, or facts.snapshot.path of an upstream envelope (so `etcd-snap save F | etcd-snap verify` works). \
 FILE may be a snapshot file (bbolt image followed by its sha256), the same gzip-compressed (detected by its magic bytes), \
 or a raw member/snap/db copied from a data dir (no sha256: restore needs --skip-hash-check). \
 restore reads ETCD_NAME, ETCD_INITIAL_CLUSTER, ETCD_INITIAL_CLUSTER_TOKEN, ETCD_INITIAL_ADVERTISE_PEER_URLS, ETCD_DATA_DIR \
 and ETCD_WAL_DIR from --env-file; explicit flags win.",
         output: "save: facts.snapshot {path, size_bytes, sha256 (of the file), db_sha256 (of the bbolt image: the server's trailer), \
-revision (also with --compress: read while streaming), compressed, endpoint}, facts.etcd_version, facts.cluster_id, facts.member_id (the member it was taken from), facts.taken_at; \
+revision (also with --compress: read while streaming), compressed, endpoint, source (disk or stream), source_reason (why; null without --data-dir), \
+txid, copy_attempts and data_dir (disk copies)}, facts.etcd_version, facts.cluster_id, facts.member_id (the member it was taken from), facts.taken_at; \
 data.chosen {endpoint, why}, data.candidates, data.v2 {api_served, top_level_keys, top_level_dirs, examples, error} (the member's v2 API, asked while streaming); \
 a warning (envelope warnings and stderr) when the v2 store holds data, which a v3 snapshot does not carry. \
 status: data.etcdctl {hash, revision, totalKey, totalSize} exactly as `etcdctl snapshot status -w json`, plus user_keys, key_revisions, \
@@ -96,6 +104,9 @@ restore: facts.data_dir, facts.wal_dir, facts.member_id, facts.cluster_id, facts
 
 Save compressed, with a stall timeout, and print the sha256 with jq:
   etcd-snap save --compress --stall-timeout 60s /backup/etcd.db | jq -r .facts.snapshot.sha256
+
+On a member's host, copy the db from disk (a caught-up voter only; else fail with exit 5):
+  etcd-snap save --env-file /etc/etcd.env --require-local /backup/etcd.db | jq .facts.snapshot.source
 
 Compare with etcdctl's status:
   etcd-snap status /backup/etcd.db.gz | jq -c .data.etcdctl

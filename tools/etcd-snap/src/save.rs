@@ -37,6 +37,7 @@ use crate::inspect;
 use etcd_common::atomic::{part_path, AtomicFile};
 use etcd_common::conn::{etcd_error, ConnArgs, ConnConfig, ProcessEnv};
 use etcd_common::envelope::{keys, Facts};
+use etcd_common::envfile::EnvFile;
 use etcd_common::{diag, duration, ids, Ctx, Error, Outcome, Result};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -67,6 +68,23 @@ pub struct SaveArgs {
     /// Give up when no bytes arrived for this long
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub stall_timeout: Duration,
+    /// On the member's host: copy the db from this data dir (lock-free, checked to be one bbolt
+    /// commit) when its member is a caught-up voter, else stream it (see --require-local).
+    /// The endpoints default to the client URLs the data dir last published. A DIR that is
+    /// not a member's data dir is exit 3; not with --compress
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The member's WAL dir when etcd runs with --wal-dir (default DATA_DIR/member/wal)
+    #[arg(long, value_name = "DIR")]
+    pub wal_dir: Option<PathBuf>,
+    /// etcd's settings file (/etc/etcd.env): ETCD_DATA_DIR (as --data-dir), ETCD_WAL_DIR,
+    /// ETCD_ADVERTISE_CLIENT_URLS (the member's endpoint)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// With --data-dir: fail (exit 5) instead of streaming when the local copy cannot be
+    /// taken (member lagging, a learner, no leader, or the db never held still)
+    #[arg(long)]
+    pub require_local: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -80,6 +98,8 @@ pub struct Candidate {
     pub cluster_id: u64,
     pub leader: u64,
     pub raft_index: u64,
+    /// The member's applied index (`raft_applied_index` of its status).
+    pub applied: u64,
     pub is_learner: bool,
     pub version: String,
     pub db_size: i64,
@@ -132,7 +152,7 @@ pub fn dest_path(file: &Path, compress: bool) -> PathBuf {
     }
 }
 
-async fn probe(cfg: &ConnConfig, ep: String) -> Candidate {
+pub(crate) async fn probe(cfg: &ConnConfig, ep: String) -> Candidate {
     let mut c = Candidate {
         endpoint: ep.clone(),
         ..Default::default()
@@ -148,6 +168,7 @@ async fn probe(cfg: &ConnConfig, ep: String) -> Candidate {
         Ok(s) => {
             c.leader = s.leader();
             c.raft_index = s.raft_index();
+            c.applied = s.raft_applied_index();
             c.is_learner = s.is_learner();
             c.version = s.version().to_string();
             c.db_size = s.db_size();
@@ -411,9 +432,149 @@ fn command_timeout_given(a: &ConnArgs) -> Option<Duration> {
     })
 }
 
+/// Stream the snapshot of `ep` into `FILE.part` through the writer thread and check it (size
+/// rule and trailer). On failure the `.part` is removed.
+async fn stream_checked(
+    cfg: &ConnConfig,
+    a: &SaveArgs,
+    dest: &Path,
+    ep: &str,
+    overall: Option<Duration>,
+) -> Result<Saved> {
+    let file = AtomicFile::create(dest, 0o600)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let compress = a.compress;
+    let wt = std::thread::spawn(move || writer(rx, file, compress));
+    let fut = stream(cfg, ep, a.stall_timeout, tx);
+    let streamed = match overall {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::unreachable(format!(
+                "snapshot from {ep}: deadline exceeded after {} (--command-timeout)",
+                duration::display(t)
+            ))),
+        },
+        None => fut.await,
+    };
+    // The sender is dropped here (on error too): the writer drains and ends.
+    let written = tokio::task::spawn_blocking(move || wt.join())
+        .await
+        .map_err(|e| Error::internal(format!("writer: {e}")))?
+        .map_err(|_| Error::internal("writer thread panicked"))?;
+    let got = streamed?;
+    let w = written?;
+    if w.total != got {
+        return Err(Error::io(format!(
+            "{}: wrote {} of {} bytes received",
+            part_path(dest).display(),
+            w.total,
+            got
+        )));
+    }
+    // 3. Check: size rule and the trailer. On failure the .part goes with `w.file`.
+    let shown = part_path(dest);
+    let image_len = w.total.saturating_sub(32);
+    match check_stream(w.total, w.trailer, w.image_sha) {
+        None => {}
+        Some(StreamProblem::NoTrailer) => {
+            return Err(Error::bad_input(format!(
+                "{}: offset {}: snapshot stream from {ep} ended after {} bytes without a sha256 trailer (size % 512 != 32); nothing saved",
+                shown.display(),
+                w.total,
+                w.total
+            )))
+        }
+        Some(StreamProblem::Mismatch(c)) => {
+            return Err(Error::bad_input(format!(
+                "{}: offset {image_len}: snapshot from {ep} is corrupt: sha256 of bytes 0..{image_len} does not match the server's trailer ({}); nothing saved",
+                shown.display(),
+                c.etcd_message()
+            )));
+        }
+    }
+    Ok(Saved {
+        file: w.file,
+        total: w.total,
+        image_sha: w.image_sha,
+        file_sha: w.file_sha,
+        file_size: w.file_size,
+        last_key: w.last_key,
+        txid: None,
+    })
+}
+
+/// What was written to `FILE.part`, checked, by either path.
+struct Saved {
+    file: AtomicFile,
+    /// Bytes of the snapshot (image and trailer), uncompressed.
+    total: u64,
+    image_sha: [u8; 32],
+    file_sha: [u8; 32],
+    file_size: u64,
+    last_key: Option<std::result::Result<Option<Vec<u8>>, String>>,
+    /// Disk copies: the bbolt txid and the attempts it took.
+    txid: Option<(u64, u32)>,
+}
+
+/// Where the snapshot came from, and why.
+struct Source {
+    disk: bool,
+    reason: Option<String>,
+}
+
+/// The local-copy flags resolved: the data dir (flag > ETCD_DATA_DIR of --env-file).
+fn local_dir(a: &SaveArgs, env: Option<&EnvFile>) -> Result<Option<PathBuf>> {
+    let dir = a
+        .data_dir
+        .clone()
+        .or_else(|| env.and_then(|e| e.get("ETCD_DATA_DIR")).map(PathBuf::from));
+    if dir.is_none() {
+        if let Some(p) = &a.env_file {
+            return Err(Error::usage(format!(
+                "--env-file {}: no ETCD_DATA_DIR (give --data-dir)",
+                p.display()
+            )));
+        }
+        if a.require_local {
+            return Err(Error::usage(
+                "--require-local needs --data-dir or --env-file",
+            ));
+        }
+        if a.wal_dir.is_some() {
+            return Err(Error::usage("--wal-dir needs --data-dir or --env-file"));
+        }
+    } else if a.compress {
+        return Err(Error::usage(
+            "--compress cannot be combined with --data-dir/--env-file (the local copy is written as a plain snapshot; gzip it afterwards, or stream with --compress)",
+        ));
+    }
+    Ok(dir)
+}
+
 /// `etcd-snap save`.
 pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
-    let cfg = a.conn.resolve(&ctx.upstream, &ProcessEnv, None)?;
+    let env = match &a.env_file {
+        Some(p) => Some(EnvFile::load(p)?),
+        None => None,
+    };
+    let local = match local_dir(&a, env.as_ref())? {
+        Some(d) => {
+            let wal = a.wal_dir.clone().or_else(|| {
+                env.as_ref()
+                    .and_then(|e| e.get("ETCD_WAL_DIR"))
+                    .map(PathBuf::from)
+            });
+            Some(crate::local::open(&d, wal.as_deref())?)
+        }
+        None => None,
+    };
+    let recorded = local
+        .as_ref()
+        .map(|l| l.recorded_urls.clone())
+        .unwrap_or_default();
+    let cfg = a
+        .conn
+        .resolve_with(&ctx.upstream, &ProcessEnv, env.as_ref(), &recorded)?;
     let overall = command_timeout_given(&a.conn);
     let dest = dest_path(&a.file, a.compress);
     // One owner per target: claim FILE before anything else (a second run gets exit 7), then
@@ -442,19 +603,54 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         }
     }
     cands.sort_by_key(|(i, _)| *i);
-    let cands: Vec<Candidate> = cands.into_iter().map(|(_, c)| c).collect();
-    let (ci, why) = match choose(&cands) {
-        Ok(x) => x,
-        Err(why) => {
-            let all_learners = cands.iter().all(|c| c.error.is_none() && c.is_learner);
-            return Err(if all_learners {
-                Error::refused(format!(
-                    "no voting member to save from: {why} (a learner may lag; give a voter's endpoint)"
-                ))
-            } else {
-                Error::unreachable(format!("no endpoint to save from: {why}"))
-            });
+    let mut cands: Vec<Candidate> = cands.into_iter().map(|(_, c)| c).collect();
+
+    // 1b. On the member's host: may its db be copied from disk?
+    let local_ok = match &local {
+        Some(l) => Some(crate::local::check(&cfg, l, &mut cands).await),
+        None => None,
+    };
+    let mut source = Source {
+        disk: false,
+        reason: None,
+    };
+    let mut disk_member = None;
+    match &local_ok {
+        Some(Ok((i, why))) => {
+            disk_member = Some(*i);
+            source.reason = Some(why.clone());
         }
+        Some(Err(why)) => {
+            if a.require_local {
+                return Err(Error::check_failed(format!(
+                    "no local copy of {}: {why}; not streaming (--require-local)",
+                    local
+                        .as_ref()
+                        .map_or(String::new(), |l| l.db.display().to_string())
+                )));
+            }
+            diag::warn(&format!(
+                "no local copy: {why}: streaming the snapshot instead"
+            ));
+            source.reason = Some(format!("streamed: {why}"));
+        }
+        None => {}
+    }
+    let (ci, why) = match disk_member {
+        Some(i) => (i, "the data dir's member (--data-dir)"),
+        None => match choose(&cands) {
+            Ok(x) => x,
+            Err(why) => {
+                let all_learners = cands.iter().all(|c| c.error.is_none() && c.is_learner);
+                return Err(if all_learners {
+                    Error::refused(format!(
+                        "no voting member to save from: {why} (a learner may lag; give a voter's endpoint)"
+                    ))
+                } else {
+                    Error::unreachable(format!("no endpoint to save from: {why}"))
+                });
+            }
+        },
     };
     let chosen = cands[ci].clone();
     diag::info(&format!(
@@ -474,63 +670,53 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         })
     };
 
-    // 2. Stream into FILE.part through the writer thread.
-    let file = AtomicFile::create(&dest, 0o600)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
-    let compress = a.compress;
-    let wt = std::thread::spawn(move || writer(rx, file, compress));
+    // 2. The disk copy, when allowed; it falls back to the stream when it never held still.
     let taken_at = SystemTime::now();
-    let fut = stream(&cfg, &chosen.endpoint, a.stall_timeout, tx);
-    let streamed = match overall {
-        Some(t) => match tokio::time::timeout(t, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::unreachable(format!(
-                "snapshot from {}: deadline exceeded after {} (--command-timeout)",
-                chosen.endpoint,
-                duration::display(t)
-            ))),
-        },
-        None => fut.await,
-    };
-    // The sender is dropped here (on error too): the writer drains and ends.
-    let written = tokio::task::spawn_blocking(move || wt.join())
+    let mut saved = None;
+    if let (Some(l), Some(_)) = (&local, disk_member) {
+        let mut file = AtomicFile::create(&dest, 0o600)?;
+        let db = l.db.clone();
+        let (file, r) = tokio::task::spawn_blocking(move || {
+            let r = crate::local::copy_snapshot(&db, &mut file);
+            (file, r)
+        })
         .await
-        .map_err(|e| Error::internal(format!("writer: {e}")))?
-        .map_err(|_| Error::internal("writer thread panicked"))?;
-    let got = streamed?;
-    let w = written?;
-    if w.total != got {
-        return Err(Error::io(format!(
-            "{}: wrote {} of {} bytes received",
-            part_path(&dest).display(),
-            w.total,
-            got
-        )));
-    }
-
-    // 3. Check: size rule and the trailer. On failure the .part goes with `w.file`.
-    let shown = part_path(&dest);
-    let image_len = w.total.saturating_sub(32);
-    match check_stream(w.total, w.trailer, w.image_sha) {
-        None => {}
-        Some(StreamProblem::NoTrailer) => {
-            return Err(Error::bad_input(format!(
-                "{}: offset {}: snapshot stream from {} ended after {} bytes without a sha256 trailer (size % 512 != 32); nothing saved",
-                shown.display(),
-                w.total,
-                chosen.endpoint,
-                w.total
-            )))
-        }
-        Some(StreamProblem::Mismatch(c)) => {
-            return Err(Error::bad_input(format!(
-                "{}: offset {image_len}: snapshot from {} is corrupt: sha256 of bytes 0..{image_len} does not match the server's trailer ({}); nothing saved",
-                shown.display(),
-                chosen.endpoint,
-                c.etcd_message()
-            )));
+        .map_err(|e| Error::internal(format!("disk copy: {e}")))?;
+        match r? {
+            Ok(d) => {
+                source.disk = true;
+                saved = Some(Saved {
+                    file,
+                    total: d.image_len + 32,
+                    image_sha: d.image_sha,
+                    file_sha: d.file_sha,
+                    file_size: d.image_len + 32,
+                    last_key: None,
+                    txid: Some((d.txid, d.attempts)),
+                });
+            }
+            Err(why) => {
+                drop(file);
+                if a.require_local {
+                    return Err(Error::check_failed(format!(
+                        "no local copy of {}: {why}; not streaming (--require-local)",
+                        l.db.display()
+                    )));
+                }
+                diag::warn(&format!(
+                    "no local copy: {why}: streaming the snapshot instead"
+                ));
+                source.reason = Some(format!("streamed: {why}"));
+            }
         }
     }
+    let saved = match saved {
+        Some(s) => s,
+        None => stream_checked(&cfg, &a, &dest, &chosen.endpoint, overall).await?,
+    };
+    let compress = a.compress;
+    let image_len = saved.total.saturating_sub(32);
+    let w = saved;
     w.file.commit_moving_aside(&existing)?;
     drop(claim);
 
@@ -579,7 +765,16 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         "db_size_bytes": image_len,
         "compressed": compress,
         "endpoint": chosen.endpoint,
+        "source": if source.disk { "disk" } else { "stream" },
+        "source_reason": source.reason,
     });
+    if let (Some((txid, attempts)), Some(m)) = (w.txid, snap.as_object_mut()) {
+        m.insert("txid".into(), json!(txid));
+        m.insert("copy_attempts".into(), json!(attempts));
+        if let Some(l) = &local {
+            m.insert("data_dir".into(), json!(l.data_dir.display().to_string()));
+        }
+    }
     if let (Some(r), Some(m)) = (revision, snap.as_object_mut()) {
         m.insert("revision".into(), json!(r));
     }
@@ -629,13 +824,17 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
         "mb_per_s": if secs > 0.0 { (w.total as f64 / 1e6 / secs * 10.0).round() / 10.0 } else { 0.0 },
     });
     let summary = format!(
-        "saved {} ({:.1} MB{}, revision {}) from {} ({why}) in {:.1}s; sha256 trailer verified",
+        "saved {} ({:.1} MB{}, revision {}) from {} ({why}) in {:.1}s; {}",
         dest.display(),
         w.file_size as f64 / 1e6,
         if compress { " gzipped" } else { "" },
         revision.map_or("?".into(), |r| r.to_string()),
         chosen.endpoint,
-        secs
+        secs,
+        match w.txid {
+            Some((t, _)) => format!("copied from disk at bbolt txid {t}, sha256 trailer appended"),
+            None => "streamed, sha256 trailer verified".into(),
+        }
     );
     Ok(Outcome {
         changed: true,

@@ -594,3 +594,52 @@ fn a_bbolt_db_without_etcds_buckets_is_refused() {
         assert!(!dd.exists());
     }
 }
+
+/// Issue 17: `save --data-dir` on a dir that is not a member's: exit 3, one line, nothing
+/// written; flag combinations that cannot work are usage errors (exit 2).
+#[test]
+fn save_data_dir_usage_and_bad_dirs() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let f = out.join("s.db");
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for dir in [empty.clone(), d.path().join("missing")] {
+        let (code, v, err) = run(cmd().args([
+            "save",
+            "--endpoints",
+            "127.0.0.1:1",
+            "--data-dir",
+            s(&dir),
+            s(&f),
+        ]));
+        assert_eq!(code, 3, "{v}");
+        assert_eq!(v["error"]["kind"], "bad_input");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--data-dir"), "{err}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+    // a member dir with a db but no WAL is not a member's data dir either
+    std::fs::create_dir_all(empty.join("member/snap")).unwrap();
+    std::fs::create_dir_all(empty.join("member/wal")).unwrap();
+    let (img, _, _) = image(d.path());
+    std::fs::write(empty.join("member/snap/db"), &img).unwrap();
+    let (code, v, _) = run(cmd().args(["save", "--data-dir", s(&empty), s(&f)]));
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+
+    let env = d.path().join("etcd.env");
+    std::fs::write(&env, "ETCD_NAME=n1\n").unwrap();
+    for args in [
+        vec!["save", "--compress", "--data-dir", s(&empty), s(&f)],
+        vec!["save", "--require-local", s(&f)],
+        vec!["save", "--env-file", s(&env), s(&f)],
+        vec!["save", "--wal-dir", s(&empty), s(&f)],
+    ] {
+        let (code, v, err) = run(cmd().args(&args));
+        assert_eq!(code, 2, "{args:?}: {v}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+}

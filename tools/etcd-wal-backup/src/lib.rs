@@ -7,7 +7,6 @@
 //!   modes, after checking every file against the manifest; refuses when a member dir exists.
 
 pub mod backup;
-pub mod livedb;
 pub mod manifest;
 pub mod restore;
 

@@ -21,7 +21,7 @@
 //! The sha256 for the manifest is computed on another thread that reads the copy as it lands,
 //! so hashing costs no wall time beyond the copy where two cores are free.
 
-use etcd_common::{Error, Result};
+use crate::{Error, Result};
 use etcd_disk::bolt::BoltDb;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -54,7 +54,7 @@ pub struct LiveCopy {
 #[derive(Debug)]
 pub struct HashJob {
     progress: Arc<Progress>,
-    handle: Option<std::thread::JoinHandle<Result<Option<String>>>>,
+    handle: Option<std::thread::JoinHandle<Result<Option<Sha256>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -93,7 +93,13 @@ impl HashJob {
     }
 
     /// Wait for the hash of everything written.
-    pub fn wait(mut self) -> Result<String> {
+    pub fn wait(self) -> Result<String> {
+        Ok(etcd_disk::snapshot::hex(&self.wait_state()?.finalize()))
+    }
+
+    /// Wait for the hasher that has consumed everything written (not finalized: a caller
+    /// that appends bytes, e.g. a snapshot's sha256 trailer, goes on hashing from it).
+    pub fn wait_state(mut self) -> Result<Sha256> {
         self.finish_input();
         let h = self
             .handle
@@ -114,7 +120,7 @@ impl Drop for HashJob {
     }
 }
 
-fn follow_and_hash(f: &File, path: &Path, p: &Progress) -> Result<Option<String>> {
+fn follow_and_hash(f: &File, path: &Path, p: &Progress) -> Result<Option<Sha256>> {
     let mut h = Sha256::new();
     let mut off = 0u64;
     loop {
@@ -140,7 +146,7 @@ fn follow_and_hash(f: &File, path: &Path, p: &Progress) -> Result<Option<String>
             continue;
         }
         if done {
-            return Ok(Some(etcd_disk::snapshot::hex(&h.finalize())));
+            return Ok(Some(h));
         }
         std::thread::sleep(Duration::from_micros(500));
     }
@@ -182,20 +188,43 @@ pub fn describe(moved: &[Moved]) -> String {
 pub fn copy_live_db(
     src: &Path,
     dst: &Path,
+    between: impl FnMut(u32),
+) -> Result<std::result::Result<LiveCopy, Vec<Moved>>> {
+    let out = crate::atomic::create_new(dst, 0o600)?;
+    let r = copy_live_db_into(src, &out, dst, between);
+    if !matches!(r, Ok(Ok(_))) {
+        drop(out);
+        match &r {
+            Ok(_) => remove(dst)?,
+            Err(_) => {
+                let _ = remove(dst);
+            }
+        }
+    }
+    r
+}
+
+/// [`copy_live_db`] into a file the caller opened (and owns, e.g. an
+/// [`AtomicFile`](crate::atomic::AtomicFile)'s `.part`): `out` is truncated before each attempt,
+/// and holds the image (`[0, size)`) when a copy held still. On failure its content is
+/// unspecified: the caller discards it.
+pub fn copy_live_db_into(
+    src: &Path,
+    out: &File,
+    dst: &Path,
     mut between: impl FnMut(u32),
 ) -> Result<std::result::Result<LiveCopy, Vec<Moved>>> {
     let mut moved = Vec::new();
     for attempt in 1..=ATTEMPTS {
-        match copy_once(src, dst, attempt, &mut between) {
-            Ok(Ok(c)) => return Ok(Ok(c)),
-            Ok(Err(m)) => {
-                etcd_common::diag::debug(&format!("db copy attempt {attempt}: {m}"));
+        if attempt > 1 {
+            out.set_len(0)
+                .map_err(|e| Error::io(format!("cannot truncate {}: {e}", dst.display())))?;
+        }
+        match copy_once(src, out, dst, attempt, &mut between)? {
+            Ok(c) => return Ok(Ok(c)),
+            Err(m) => {
+                crate::diag::debug(&format!("db copy attempt {attempt}: {m}"));
                 moved.push(m);
-                remove(dst)?;
-            }
-            Err(e) => {
-                let _ = remove(dst);
-                return Err(e);
             }
         }
     }
@@ -212,6 +241,7 @@ fn remove(p: &Path) -> Result<()> {
 
 fn copy_once(
     src: &Path,
+    out: &File,
     dst: &Path,
     attempt: u32,
     between: &mut impl FnMut(u32),
@@ -229,12 +259,11 @@ fn copy_once(
         .metadata()
         .map_err(|e| Error::io(format!("cannot stat {}: {e}", src.display())))?
         .ino();
-    let out = etcd_common::atomic::create_new(dst, 0o600)?;
     let hash = HashJob::start(dst)?;
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(etcd_disk::copy::CHUNK);
-        etcd_disk::copy::copy_range(input, src, off, &out, dst, off, n)?;
+        etcd_disk::copy::copy_range(input, src, off, out, dst, off, n)?;
         off += n;
         hash.advance(off);
     }
@@ -363,7 +392,7 @@ mod tests {
         f.set_len(8192).unwrap();
         let dst = d.path().join("copy");
         let e = copy_live_db(&src, &dst, |_| {}).unwrap_err();
-        assert_eq!(e.kind, etcd_common::ErrorKind::BadInput, "{e}");
+        assert_eq!(e.kind, crate::ErrorKind::BadInput, "{e}");
         assert!(!dst.exists());
     }
 }
