@@ -478,7 +478,12 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     let file = AtomicFile::create(&dest, 0o600)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let compress = a.compress;
-    let wt = std::thread::spawn(move || writer(rx, file, compress));
+    // A writer of the .part: on a signal the runner waits for it to stop before removing it.
+    let busy = etcd_common::atomic::writer();
+    let wt = std::thread::spawn(move || {
+        let _busy = busy;
+        writer(rx, file, compress)
+    });
     let taken_at = SystemTime::now();
     let fut = stream(&cfg, &chosen.endpoint, a.stall_timeout, tx);
     let streamed = match overall {
