@@ -26,9 +26,83 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 static IN_FLIGHT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Set once a SIGINT/SIGTERM arrived ([`cancel`]): from then on nothing new is created and
+/// nothing is renamed into place.
+static CANCELLED: AtomicBool = AtomicBool::new(false);
+/// Held while something is renamed into place, and by [`cancel`]: a rename into place happens
+/// entirely before the cancellation or not at all.
+static COMMIT: Mutex<()> = Mutex::new(());
+/// Blocking tasks writing partial files ([`Writer`]): the runner waits for them to stop before
+/// it removes what they wrote.
+static WRITERS: AtomicUsize = AtomicUsize::new(0);
+
+fn commit_lock() -> std::sync::MutexGuard<'static, ()> {
+    COMMIT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stop every write in progress (called by the runner on SIGINT/SIGTERM): once it returns, no
+/// rename into place ([`rename_noreplace`]) can happen any more, and every checkpoint
+/// ([`check_cancelled`], the creation and write primitives of this module) fails, so the
+/// writers stop and their partial files can be removed for good.
+pub fn cancel() {
+    let _g = commit_lock();
+    CANCELLED.store(true, Ordering::SeqCst);
+}
+
+/// Whether the run was cancelled by a signal.
+pub fn cancelled() -> bool {
+    CANCELLED.load(Ordering::SeqCst)
+}
+
+/// A checkpoint: fails (kind Interrupted) once the run was cancelled. Long copies call it
+/// between chunks.
+pub fn check_cancelled() -> Result<()> {
+    if cancelled() {
+        Err(Error::new(
+            crate::error::ErrorKind::Interrupted,
+            "interrupted: stopped before finishing",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn cancelled_io() -> io::Result<()> {
+    if cancelled() {
+        // Not ErrorKind::Interrupted: write_all and friends retry that forever.
+        Err(io::Error::other("interrupted: stopped before finishing"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Held by a blocking task while it writes partial files (see [`writer`]).
+#[derive(Debug)]
+pub struct Writer(());
+
+/// Count the calling task as a writer until the guard is dropped: on a signal the runner waits
+/// (boundedly) for every writer to stop at a checkpoint before it removes the partial files,
+/// so that none is written again after it was removed.
+pub fn writer() -> Writer {
+    WRITERS.fetch_add(1, Ordering::SeqCst);
+    Writer(())
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        WRITERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many writers ([`writer`]) are running.
+pub fn writers_busy() -> usize {
+    WRITERS.load(Ordering::SeqCst)
+}
 
 fn register(p: &Path) {
     if let Ok(mut s) = IN_FLIGHT.lock() {
@@ -48,6 +122,7 @@ fn unregister(p: &Path) {
 /// Never follows a symlink (`O_NOFOLLOW`): a planted link, FIFO or device node at `path` makes it
 /// fail (exit 7) instead of writing through it.
 pub fn create_new(path: &Path, mode: u32) -> Result<File> {
+    check_cancelled()?;
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -194,6 +269,7 @@ pub fn mkdir_0700_created(path: &Path) -> Result<Vec<PathBuf>> {
         p = d.parent();
     }
     for d in missing.iter().rev() {
+        check_cancelled()?;
         match std::fs::DirBuilder::new().mode(0o700).create(d) {
             Ok(()) => {
                 created.push(d.clone());
@@ -549,9 +625,12 @@ impl AtomicFile {
                 )));
             }
         }
-        rename_noreplace(&self.part, &self.dest)?;
-        self.committed = true;
-        unregister(&self.part);
+        {
+            let _g = commit_lock();
+            rename_noreplace_locked(&self.part, &self.dest)?;
+            self.committed = true;
+            unregister(&self.part);
+        }
         fsync_dir(&parent_of(&self.dest))
             .map_err(|e| Error::io(format!("cannot fsync dir of {}: {e}", self.dest.display())))?;
         Ok(())
@@ -560,6 +639,7 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        cancelled_io()?;
         self.file().write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -577,9 +657,24 @@ impl Drop for AtomicFile {
 }
 
 /// Rename `from` to `to`, failing (exit 7) if `to` exists: `renameat2(RENAME_NOREPLACE)`, or a
-/// check then `rename` on a filesystem without it.
+/// check then `rename` on a filesystem without it. Never after a signal: the rename happens
+/// entirely before [`cancel`] or fails (kind Interrupted).
 pub fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    let _g = commit_lock();
+    rename_noreplace_locked(from, to)
+}
+
+/// [`rename_noreplace`], then `untrack` (no longer a partial) before a signal can look.
+pub fn rename_noreplace_untrack(from: &Path, to: &Path, untrack: &Path) -> Result<()> {
+    let _g = commit_lock();
+    rename_noreplace_locked(from, to)?;
+    unregister(untrack);
+    Ok(())
+}
+
+fn rename_noreplace_locked(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
+    check_cancelled()?;
     let err = |e: io::Error| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             Error::refused(format!(

@@ -262,6 +262,8 @@ fn copy_once(
     let hash = HashJob::start(dst)?;
     let mut off = 0u64;
     while off < len {
+        // A signal stops the copy here (the caller removes `dst`).
+        crate::atomic::check_cancelled()?;
         let n = (len - off).min(etcd_disk::copy::CHUNK);
         etcd_disk::copy::copy_range(input, src, off, out, dst, off, n)?;
         off += n;

@@ -108,6 +108,33 @@ fn fail(tool: &str, facts: Facts, e: &Error, pretty: bool) -> i32 {
     e.exit_code().code()
 }
 
+/// The exit code of the signal that arrived (0: none).
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// How long, after a signal, the runner waits for blocking writers to stop at a checkpoint.
+const WRITER_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Run blocking, file-writing work off the async workers as a [`atomic::writer`]: on a signal
+/// the runner waits for it to stop (at its next checkpoint) before partial files are removed.
+/// The work starts at once (not when the returned future is first polled).
+pub fn blocking<R, F>(what: &'static str, f: F) -> impl Future<Output = Result<R>> + Send
+where
+    F: FnOnce() -> Result<R> + Send + 'static,
+    R: Send + 'static,
+{
+    let w = atomic::writer();
+    let h = tokio::task::spawn_blocking(move || {
+        let _w = w;
+        f()
+    });
+    async move {
+        match h.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::internal(format!("{what}: worker failed: {e}"))),
+        }
+    }
+}
+
 enum Ended {
     Done(Result<Outcome>),
     Signal(ExitCode),
@@ -214,12 +241,58 @@ where
     let ctx = Ctx {
         upstream: upstream_facts.clone(),
     };
+    // Signals are awaited on a runtime worker, so that the cancellation takes effect even while
+    // the tool's own future is busy in a long synchronous step: its next checkpoint fails.
+    let sig = rt.spawn(async {
+        let code = wait_signal().await;
+        SIGNAL.store(code.code(), std::sync::atomic::Ordering::SeqCst);
+        atomic::cancel();
+        code
+    });
     let ended = rt.block_on(async move {
+        let fut = parsed.run(ctx);
+        tokio::pin!(fut);
         tokio::select! {
-            r = parsed.run(ctx) => Ended::Done(r),
-            s = wait_signal() => Ended::Signal(s),
+            biased;
+            r = &mut fut => Ended::Done(r),
+            s = sig => {
+                // Blocking writers stop at their next checkpoint: wait for them before their
+                // partial files are removed (the tool's future, dropped next, removes its own).
+                let deadline = std::time::Instant::now() + WRITER_GRACE;
+                while atomic::writers_busy() > 0 && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                // A writer that finished its work before the signal took effect gave a result:
+                // take it (polled once; not waited for) rather than call it interrupted.
+                match tokio::time::timeout(std::time::Duration::ZERO, &mut fut).await {
+                    Ok(r) => Ended::Done(r),
+                    Err(_) => Ended::Signal(s.unwrap_or(ExitCode::Terminated)),
+                }
+            }
         }
     });
+    let signalled = || match SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        130 => Some(ExitCode::Interrupted),
+        0 => None,
+        _ => Some(ExitCode::Terminated),
+    };
+    let ended = match ended {
+        // Stopped at a checkpoint by the signal: that is the interruption, not a failure.
+        Ended::Done(Err(_)) if atomic::cancelled() => {
+            Ended::Signal(signalled().unwrap_or(ExitCode::Terminated))
+        }
+        Ended::Done(Ok(mut out)) if atomic::cancelled() => {
+            let name = match signalled() {
+                Some(ExitCode::Interrupted) => "SIGINT",
+                _ => "SIGTERM",
+            };
+            out.warnings.push(format!(
+                "{name} arrived after the work was complete: the result is kept"
+            ));
+            Ended::Done(Ok(out))
+        }
+        e => e,
+    };
     let code = match ended {
         Ended::Signal(code) => {
             atomic::remove_all_partials();

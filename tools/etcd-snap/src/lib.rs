@@ -56,7 +56,10 @@ impl Tool for Args {
             Cmd::Save(a) => save::run(a, &ctx).await,
             Cmd::Status(a) => run_blocking(move || inspect::status(a, &ctx)).await,
             Cmd::Verify(a) => run_blocking(move || inspect::verify(a, &ctx)).await,
-            Cmd::Restore(a) => run_blocking(move || restore::run(a, &ctx)).await,
+            // A writer: on a signal the runner waits for it to stop before removing its files.
+            Cmd::Restore(a) => {
+                etcd_common::runner::blocking("restore", move || restore::run(a, &ctx)).await
+            }
         }
     }
 }

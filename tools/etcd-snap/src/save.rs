@@ -444,7 +444,12 @@ async fn stream_checked(
     let file = AtomicFile::create(dest, 0o600)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let compress = a.compress;
-    let wt = std::thread::spawn(move || writer(rx, file, compress));
+    // A writer of the .part: on a signal the runner waits for it to stop before removing it.
+    let busy = etcd_common::atomic::writer();
+    let wt = std::thread::spawn(move || {
+        let _busy = busy;
+        writer(rx, file, compress)
+    });
     let fut = stream(cfg, ep, a.stall_timeout, tx);
     let streamed = match overall {
         Some(t) => match tokio::time::timeout(t, fut).await {
@@ -676,7 +681,9 @@ pub async fn run(a: SaveArgs, ctx: &Ctx) -> Result<Outcome> {
     if let (Some(l), Some(_)) = (&local, disk_member) {
         let mut file = AtomicFile::create(&dest, 0o600)?;
         let db = l.db.clone();
+        let busy = etcd_common::atomic::writer();
         let (file, r) = tokio::task::spawn_blocking(move || {
+            let _busy = busy;
             let r = crate::local::copy_snapshot(&db, &mut file);
             (file, r)
         })

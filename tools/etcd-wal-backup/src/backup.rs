@@ -564,13 +564,9 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         claim.push(etcd_common::atomic::claim(&fin)?);
     }
     let owner = &claim[0];
-    if let Ok(m) = std::fs::symlink_metadata(&fin) {
-        return Err(Error::refused(format!(
-            "{} exists ({}): refusing to overwrite a backup",
-            fin.display(),
-            etcd_common::atomic::describe_type(&m)
-        )));
-    }
+    // Holding the claim, a `.part` is a dead run's: removed first, also when the backup is
+    // complete already (a run killed after its rename into place, before it removed its
+    // staging dir), so that a rerun always cleans up.
     let part = etcd_common::atomic::part_path(&a.backup_dir);
     let mut cleaned = Vec::new();
     let mut parts = vec![part.clone()];
@@ -584,6 +580,13 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
                 p.display()
             ));
         }
+    }
+    if let Ok(m) = std::fs::symlink_metadata(&fin) {
+        return Err(Error::refused(format!(
+            "{} exists ({}): refusing to overwrite a backup",
+            fin.display(),
+            etcd_common::atomic::describe_type(&m)
+        )));
     }
     let locks = datadir::probe_locks(&ins)?;
     let running = locks.held();
@@ -615,7 +618,9 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         // not matter (X = max(C, CI) below), and it is always waited for before going on.
         let disk = (!a.without_v3 && a.db_source == DbSource::Disk && ins.db_exists).then(|| {
             let (src, dst) = (ins.layout.db.clone(), db_out.clone());
-            tokio::task::spawn_blocking(move || livedb::copy_live_db(&src, &dst, |_| {}))
+            etcd_common::runner::blocking("db copy", move || {
+                livedb::copy_live_db(&src, &dst, |_| {})
+            })
         });
         let asked = async {
             let (mut client, mut l) = find_member(&cfg, md.node_id).await?;
@@ -624,10 +629,7 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
         }
         .await;
         let copied = match disk {
-            Some(j) => Some(
-                j.await
-                    .map_err(|e| Error::internal(format!("db copy: {e}")))??,
-            ),
+            Some(j) => Some(j.await?),
             None => None,
         };
         let (mut client, l) = asked?;
@@ -798,14 +800,13 @@ pub async fn run(a: BackupArgs, upstream: &Facts) -> Result<Outcome> {
     let (count, contents) = {
         let wal_out = wal_out.clone();
         let new_md = new_md.clone();
-        tokio::task::spawn_blocking(move || {
+        etcd_common::runner::blocking("wal writer", move || {
             let n = write_wal(
                 &wal_out, &contents, x, snap_rec, &new_md, hs_term, with_v3, &mut neut,
             );
             n.map(|c| ((c, neut), contents))
         })
-        .await
-        .map_err(|e| Error::internal(format!("wal writer: {e}")))??
+        .await?
     };
     let (entries, neut) = count;
     phase("WAL written");

@@ -60,6 +60,7 @@ pub struct DirGuard {
 impl DirGuard {
     /// Create `path` (which must not exist).
     pub fn create(path: &Path) -> Result<DirGuard> {
+        etcd_common::atomic::check_cancelled()?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
                 return Err(Error::bad_input(format!(
@@ -79,6 +80,22 @@ impl DirGuard {
         })
     }
 
+    /// Take charge of `path`, which this run just made: removed on drop or on a signal unless
+    /// [`keep`](Self::keep) is called.
+    pub fn adopt(path: &Path) -> DirGuard {
+        etcd_common::atomic::track_partial(path);
+        DirGuard {
+            path: path.to_path_buf(),
+            done: false,
+        }
+    }
+
+    /// Keep it (it is complete and in place).
+    pub fn keep(mut self) {
+        etcd_common::atomic::untrack_partial(&self.path);
+        self.done = true;
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -87,9 +104,10 @@ impl DirGuard {
     pub fn commit(mut self, dst: &Path) -> Result<()> {
         etcd_common::atomic::fsync_dir(&self.path)
             .map_err(|e| Error::io(format!("cannot fsync {}: {e}", self.path.display())))?;
-        etcd_common::atomic::rename_noreplace(&self.path, dst)?;
+        // Under the commit lock: renamed (and no longer a partial) before a signal, or not at
+        // all.
+        etcd_common::atomic::rename_noreplace_untrack(&self.path, dst, &self.path)?;
         self.done = true;
-        etcd_common::atomic::untrack_partial(&self.path);
         etcd_common::atomic::fsync_dir(&etcd_common::atomic::parent_of(dst))
             .map_err(|e| Error::io(format!("cannot fsync the dir of {}: {e}", dst.display())))
     }
@@ -121,9 +139,9 @@ impl Tool for Args {
             Cmd::Backup(a) => backup::run(a, &ctx.upstream).await,
             Cmd::Restore(a) => {
                 let up = ctx.upstream.clone();
-                tokio::task::spawn_blocking(move || restore::run(a, &up))
-                    .await
-                    .map_err(|e| Error::internal(format!("restore: {e}")))?
+                // A writer: on a signal the runner waits for it to stop at a checkpoint (and
+                // remove what it made) before anything else is removed.
+                etcd_common::runner::blocking("restore", move || restore::run(a, &up)).await
             }
         }
     }

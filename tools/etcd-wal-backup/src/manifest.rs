@@ -272,6 +272,18 @@ pub fn read(root: &Path) -> Result<Manifest> {
 
 /// Check every file of the manifest (size and sha256) under `root`; nothing else may be there.
 pub fn verify(root: &Path, m: &Manifest) -> Result<()> {
+    check_listing(root, m)?;
+    let mut hashed = Vec::new();
+    for f in &m.files {
+        let p = root.join(&f.path);
+        let (sha, size) = sha256_of(open_in(root, &f.path)?, &p)?;
+        hashed.push((f.path.clone(), size, sha));
+    }
+    check_hashes(root, m, &hashed)
+}
+
+/// Every file under `root/member` is in the manifest, and every file of the manifest is there.
+pub fn check_listing(root: &Path, m: &Manifest) -> Result<()> {
     let present = list_files(root)?;
     for rel in &present {
         if !m.files.iter().any(|f| &f.path == rel) {
@@ -282,21 +294,70 @@ pub fn verify(root: &Path, m: &Manifest) -> Result<()> {
         }
     }
     for f in &m.files {
-        let p = root.join(&f.path);
-        if std::fs::symlink_metadata(&p).is_err() {
-            return Err(Error::bad_input(format!("{}: missing", p.display())));
-        }
-        let (sha, size) = sha256_of(open_in(root, &f.path)?, &p)?;
-        if size != f.size_bytes || sha != f.sha256 {
+        if !present.contains(&f.path) {
             return Err(Error::bad_input(format!(
-                "{}: sha256 {sha} ({size} bytes), the manifest says {} ({} bytes)",
-                p.display(),
-                f.sha256,
-                f.size_bytes
+                "{}: missing",
+                root.join(&f.path).display()
             )));
         }
     }
     Ok(())
+}
+
+/// Check the (path, size, sha256) computed for the files of `root` (while copying or
+/// unpacking them) against the manifest: every file of the manifest, each matching.
+pub fn check_hashes(root: &Path, m: &Manifest, hashed: &[(String, u64, String)]) -> Result<()> {
+    for f in &m.files {
+        let p = root.join(&f.path);
+        let Some((_, size, sha)) = hashed.iter().find(|h| h.0 == f.path) else {
+            return Err(Error::bad_input(format!("{}: missing", p.display())));
+        };
+        check_one(&p, f, *size, sha)?;
+    }
+    Ok(())
+}
+
+/// One file's size and sha256 against its manifest entry.
+pub fn check_one(p: &Path, f: &FileEntry, size: u64, sha: &str) -> Result<()> {
+    if size != f.size_bytes || sha != f.sha256 {
+        return Err(Error::bad_input(format!(
+            "{}: sha256 {sha} ({size} bytes), the manifest says {} ({} bytes)",
+            p.display(),
+            f.sha256,
+            f.size_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Copy `src` to `dst` in chunks, hashing what passes (one read of the source), stopping at a
+/// signal ([`atomic::check_cancelled`] between chunks). Returns (sha256, bytes).
+pub fn copy_hashing(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    what: &Path,
+    to: &Path,
+) -> Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        atomic::check_cancelled()?;
+        let k = match src.read(&mut buf) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("cannot read {}: {e}", what.display()))),
+        };
+        if k == 0 {
+            break;
+        }
+        let chunk = buf.get(..k).unwrap_or(&[]);
+        h.update(chunk);
+        dst.write_all(chunk)
+            .map_err(|e| Error::io(format!("cannot write {}: {e}", to.display())))?;
+        n += k as u64;
+    }
+    Ok((etcd_disk::snapshot::hex(&h.finalize()), n))
 }
 
 /// Pack `root` (manifest first, then the files) into `dst` (`.part` → fsync → rename).
@@ -336,8 +397,10 @@ pub fn archive(root: &Path, dst: &Path) -> Result<()> {
 }
 
 /// Unpack an archive made by [`archive`] into the new dir `dst` (only the expected paths;
-/// anything else is bad input). Files get etcd's modes.
-pub fn unpack(src: &Path, dst: &Path) -> Result<()> {
+/// anything else is bad input). Files get etcd's modes. Returns (path, size, sha256) of every
+/// file under `member/`, computed while unpacking.
+pub fn unpack(src: &Path, dst: &Path) -> Result<Vec<(String, u64, String)>> {
+    let mut hashed = Vec::new();
     let f = std::fs::File::open(src).map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
             Error::bad_input
@@ -367,11 +430,20 @@ pub fn unpack(src: &Path, dst: &Path) -> Result<()> {
             crate::mkdir_0700(parent)?;
         }
         let mut o = etcd_common::atomic::create_new(&out, mode_for(&rel_s))?;
-        std::io::copy(&mut ent, &mut o).map_err(|e| bad(format!("{rel_s}: {e}")))?;
+        let (sha, n) = copy_hashing(&mut ent, &mut o, &src.join(&rel), &out).map_err(|e| {
+            if e.kind == etcd_common::ErrorKind::Io && e.message.starts_with("cannot read") {
+                bad(format!("{rel_s}: {}", e.message))
+            } else {
+                e
+            }
+        })?;
         o.sync_all()
             .map_err(|e| Error::io(format!("cannot write {}: {e}", out.display())))?;
+        if rel_s != NAME {
+            hashed.push((rel_s, n, sha));
+        }
     }
-    Ok(())
+    Ok(hashed)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! `restore`: put a backup in place as `DATA_DIR/member` (step 3 of the v2 restore procedure).
 //!
-//! Every file is checked against the manifest's sha256 before anything appears under the
-//! data dir. The member dir is built as `DATA_DIR/member.part` (dirs 0700, WAL and db 0600,
-//! `.snap` 0644 as etcd writes them), fsynced and renamed to `DATA_DIR/member`. An existing
+//! Every file is checked against the manifest's sha256 (while it is copied or unpacked, one
+//! read) before anything appears under the data dir. The member dir is built as
+//! `DATA_DIR/member.part` (dirs 0700, WAL and db 0600, `.snap` 0644 as etcd writes them), every
+//! file and dir fsynced, and renamed to `DATA_DIR/member` (under the commit lock of
+//! `etcd_common::atomic`: a signal stops it before or after, never during). An existing
 //! `member` dir (or `.wal` files in a separate WAL dir) is refused: purge (move aside) first.
 
 use crate::manifest::{self, Manifest};
@@ -48,13 +50,13 @@ fn has_wal_files(dir: &Path) -> bool {
 }
 
 /// Copy `root/rel` (a file of the backup, never through a symlink) to `dst` with `mode`,
-/// fsynced.
-fn copy_file(root: &Path, rel: &str, dst: &Path, mode: u32) -> Result<()> {
-    let src = root.join(rel);
-    let mut i = manifest::open_in(root, rel)?;
+/// fsynced, checking its size and sha256 against the manifest entry `f` on the way (one read).
+fn copy_file(root: &Path, f: &manifest::FileEntry, dst: &Path, mode: u32) -> Result<()> {
+    let src = root.join(&f.path);
+    let mut i = manifest::open_in(root, &f.path)?;
     let mut o = etcd_common::atomic::create_new(dst, mode)?;
-    std::io::copy(&mut i, &mut o)
-        .map_err(|e| Error::io(format!("cannot copy {}: {e}", src.display())))?;
+    let (sha, n) = manifest::copy_hashing(&mut i, &mut o, &src, dst)?;
+    manifest::check_one(&src, f, n, &sha)?;
     o.sync_all()
         .map_err(|e| Error::io(format!("cannot write {}: {e}", dst.display())))
 }
@@ -136,7 +138,7 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
     let mut created =
         etcd_common::atomic::mkdir_0700_created(&etcd_common::atomic::parent_of(&data_dir))?;
     let r = etcd_common::atomic::claim(&data_dir).and_then(|claim| {
-        let r = put_in_place(&src, &data_dir, wal_dir.as_deref(), name, &mut created);
+        let r = put_in_place(&claim, &src, wal_dir.as_deref(), name, &mut created);
         drop(claim);
         r
     });
@@ -147,16 +149,34 @@ pub fn run(a: RestoreArgs, upstream: &Facts) -> Result<Outcome> {
 }
 
 fn put_in_place(
+    claim: &etcd_common::atomic::Claim,
     src: &Path,
-    data_dir: &Path,
     wal_dir: Option<&Path>,
     name: Option<String>,
     created: &mut Vec<PathBuf>,
 ) -> Result<Outcome> {
     let src = src.to_path_buf();
+    let data_dir = claim.target();
     let ins = etcd_disk::datadir::inspect(data_dir, wal_dir)
         .map_err(|e| Error::bad_input(e.to_string()))?;
     let layout = ins.layout.clone();
+    // Our own partial builds from an interrupted run (even a SIGKILL, which no handler sees):
+    // they hold copies of the backup's files only, the backup itself is untouched, so a rerun
+    // removes them and starts over; also when `member` is complete already (a run killed
+    // after its rename into place, before it removed its staging dir), then refuses.
+    let part = etcd_common::atomic::part_path(&layout.member_dir);
+    let stage_path = layout.data_dir.join(".etcd-wal-backup.restore.part");
+    // Holding the claim, they are a dead run's ([`Claim::clear_part`]).
+    let mut cleaned = Vec::new();
+    for leftover in [&part, &stage_path] {
+        if let Some(p) = claim.clear_part(leftover)? {
+            cleaned.push(format!(
+                "removed {}, left by an interrupted restore",
+                p.display()
+            ));
+        }
+    }
+
     if ins.member_exists || std::fs::symlink_metadata(&layout.member_dir).is_ok() {
         return Err(Error::refused(format!(
             "{} exists: purge (move aside) the member dir first",
@@ -181,37 +201,20 @@ fn put_in_place(
         }
     }
     created.extend(etcd_common::atomic::mkdir_0700_created(&layout.data_dir)?);
-    // Our own partial builds from an interrupted run (even a SIGKILL, which no handler sees):
-    // they hold copies of the backup's files only, the backup itself is untouched, and
-    // `member` does not exist (checked above), so a rerun removes them and starts over.
-    let part = etcd_common::atomic::part_path(&layout.member_dir);
-    let stage_path = layout.data_dir.join(".etcd-wal-backup.restore.part");
-    let mut cleaned = Vec::new();
-    for leftover in [&part, &stage_path] {
-        if std::fs::symlink_metadata(leftover).is_ok() {
-            std::fs::remove_dir_all(leftover).map_err(|e| {
-                Error::io(format!(
-                    "cannot remove {}, left by an interrupted restore: {e}",
-                    leftover.display()
-                ))
-            })?;
-            cleaned.push(format!(
-                "removed {}, left by an interrupted restore",
-                leftover.display()
-            ));
-        }
-    }
-
     // Stage: the backup's files under a temporary dir inside the data dir (same filesystem).
+    // A dir backup is read once: every file is hashed while it is copied.
     let stage = DirGuard::create(&stage_path)?;
     let (root, m): (PathBuf, Manifest) = if is_archive(&src) {
-        manifest::unpack(&src, stage.path())?;
+        let hashed = manifest::unpack(&src, stage.path())?;
         let m = manifest::read(stage.path())?;
+        manifest::check_listing(stage.path(), &m)?;
+        manifest::check_hashes(stage.path(), &m, &hashed)?;
         (stage.path().to_path_buf(), m)
     } else {
-        (src.clone(), manifest::read(&src)?)
+        let m = manifest::read(&src)?;
+        manifest::check_listing(&src, &m)?;
+        (src.clone(), m)
     };
-    manifest::verify(&root, &m)?;
 
     // Build member.part with etcd's modes.
     let member = DirGuard::create(&part)?;
@@ -238,7 +241,7 @@ fn put_in_place(
             )
             .map_err(|e| Error::io(format!("cannot chmod {}: {e}", dst.display())))?;
         } else {
-            copy_file(&root, &f.path, &dst, manifest::mode_for(&f.path))?;
+            copy_file(&root, f, &dst, manifest::mode_for(&f.path))?;
         }
     }
     let membership = trim_membership(member.path(), &m.member_id)?;
@@ -251,6 +254,7 @@ fn put_in_place(
             .map_err(|e| Error::io(format!("cannot fsync {}: {e}", d.display())))?;
     }
     // A separate WAL dir gets the segments; member/wal stays as etcd leaves it (absent).
+    let mut wal_guard = None;
     if layout.separate_wal {
         let from = member.path().join("wal");
         if layout.wal_dir.exists() {
@@ -264,16 +268,17 @@ fn put_in_place(
         if let Some(p) = layout.wal_dir.parent() {
             created.extend(etcd_common::atomic::mkdir_0700_created(p)?);
         }
-        std::fs::rename(&from, &layout.wal_dir).map_err(|e| {
-            Error::io(format!(
-                "cannot move the WAL to {}: {e}",
-                layout.wal_dir.display()
-            ))
-        })?;
+        etcd_common::atomic::rename_noreplace(&from, &layout.wal_dir)?;
+        // Ours until the member dir is in place: removed again if this run fails or is
+        // interrupted before that.
+        wal_guard = Some(DirGuard::adopt(&layout.wal_dir));
         etcd_common::atomic::fsync_dir(&etcd_common::atomic::parent_of(&layout.wal_dir))
             .map_err(|e| Error::io(format!("cannot fsync: {e}")))?;
     }
     member.commit(&layout.member_dir)?;
+    if let Some(g) = wal_guard {
+        g.keep();
+    }
     std::fs::set_permissions(&layout.data_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(format!("cannot chmod {}: {e}", layout.data_dir.display())))?;
     stage.remove();
